@@ -1,0 +1,264 @@
+"""The catalog file ``<wh>/ssl_wc.duckdb``: rebuilt whole, then swapped in atomically.
+
+DuckDB allows one writer or many readers of a database file, never both. The catalog
+is therefore never opened for writing in place: :func:`rebuild_catalog` builds a new
+file under a temporary name from the committed manifests and the SQL in ``sql/``, then
+renames it over the old one. Readers holding the old file keep reading its (still
+valid) file list; new readers get the new one. The only lock is a short ``flock``
+between writers around the rebuild (a fraction of a second), never held by readers.
+
+Views read Parquet through explicit lists of committed files, so no file outside a
+manifest (a killed run's leftovers, a temporary file) is ever read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ssl_wc.lake.atomic import fsync_dir, fsync_file
+from ssl_wc.lake.locks import FileLock
+from ssl_wc.lake.schemas import TABLES, TableSpec, duckdb_type
+from ssl_wc.paths import WarehousePaths
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+
+
+def sql_files() -> list[Path]:
+    """The project's SQL files (macros, then views), applied in name order."""
+    return sorted(SQL_DIR.glob("*.sql"))
+
+
+@dataclass
+class LakeState:
+    """What the manifests say: committed runs, their files and the live units."""
+
+    manifests: list[dict[str, Any]] = field(default_factory=list)
+    live: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    @property
+    def commit_state(self) -> str:
+        ids = ",".join(m["run_id"] for m in self.manifests)
+        return hashlib.sha256(ids.encode()).hexdigest()[:16]
+
+
+def read_manifests(wh: WarehousePaths) -> LakeState:
+    """Load every manifest; unreadable ones are skipped (``ssl-wc check`` reports them)."""
+    state = LakeState()
+    if not wh.manifests.exists():
+        return state
+    for p in wh.manifests.glob("*.json"):
+        try:
+            state.manifests.append(json.loads(p.read_text()))
+        except (OSError, ValueError):
+            continue
+    state.manifests.sort(key=lambda m: (m.get("committed_at", ""), m["run_id"]))
+    for m in state.manifests:
+        for table, keys in m.get("units", {}).items():
+            for k in keys:
+                state.live[(table, k)] = m["run_id"]
+    return state
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_history(wh: WarehousePaths, state: LakeState) -> list[dict[str, Any]]:
+    """Run records merged with manifests; a dead ``running`` run shows as ``killed``."""
+    committed = {m["run_id"]: m for m in state.manifests}
+    host = socket.gethostname()
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for p in sorted(wh.runs.glob("*.json")) if wh.runs.exists() else []:
+        try:
+            rec = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+        rid = rec.get("run_id", p.stem)
+        seen.add(rid)
+        if rid in committed:
+            rec = {**rec, **{k: v for k, v in committed[rid].items() if k != "units"}}
+        elif rec.get("status") == "running" and rec.get("host") == host \
+                and not _pid_alive(int(rec.get("pid", 0))):
+            rec["status"] = "killed"
+        out.append(rec)
+    for rid, m in committed.items():
+        if rid not in seen:
+            out.append({k: v for k, v in m.items() if k != "units"})
+    return out
+
+
+def _typed_empty(ts: TableSpec) -> str:
+    cols = ", ".join(f"CAST(NULL AS {duckdb_type(f.type)}) AS \"{f.name}\"" for f in ts.schema)
+    return f"SELECT {cols} WHERE false"
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def raw_view_sql(ts: TableSpec, root: Path, full: list[str], partial: list[str]) -> str:
+    """``SELECT`` over a table's committed files, typed and in schema order."""
+    cols = ", ".join(f"CAST(\"{f.name}\" AS {duckdb_type(f.type)}) AS \"{f.name}\""
+                     for f in ts.schema)
+    hive = ""
+    if ts.partition_by:
+        types = ", ".join(f"'{c}': 'VARCHAR'" for c in ts.partition_by)
+        hive = f", hive_partitioning = true, hive_types = {{{types}}}"
+    else:
+        hive = ", hive_partitioning = false"
+
+    def scan(files: list[str]) -> str:
+        lst = ", ".join(_sql_str((root / f).as_posix()) for f in files)
+        return f"read_parquet([{lst}], union_by_name = true{hive})"
+
+    parts = []
+    if full:
+        parts.append(f"SELECT {cols} FROM {scan(full)}")
+    if partial:
+        parts.append(f"SELECT {cols} FROM {scan(partial)} WHERE (run_id, unit_key) IN "
+                     f"(SELECT run_id, unit_key FROM _live_units WHERE tbl = '{ts.name}')")
+    if not parts:
+        return _typed_empty(ts)
+    return "\nUNION ALL\n".join(parts)
+
+
+def build_catalog_file(wh: WarehousePaths, target: Path, state: LakeState) -> None:
+    """Write a complete catalog database to ``target`` (which must not exist)."""
+    con = duckdb.connect(str(target))
+    try:
+        root = wh.root
+        # committed files per table, split by whether every unit of the run is still live
+        full: dict[str, list[str]] = {t: [] for t in TABLES}
+        partial: dict[str, list[str]] = {t: [] for t in TABLES}
+        live_rows: list[tuple[str, str, str]] = []
+        for (tbl, unit), rid in state.live.items():
+            live_rows.append((tbl, unit, rid))
+        files_rows = []
+        for m in state.manifests:
+            units = m.get("units", {})
+            for f in m.get("files", []):
+                tbl = f["table"]
+                files_rows.append((m["run_id"], tbl, f["path"], f["rows"], f["bytes"],
+                                   f["sha256"]))
+                if tbl not in TABLES:
+                    continue
+                keys = units.get(tbl, [])
+                alive = sum(1 for k in keys if state.live.get((tbl, k)) == m["run_id"])
+                if alive == len(keys):
+                    full[tbl].append(f["path"])
+                elif alive:
+                    partial[tbl].append(f["path"])
+        con.execute("CREATE TABLE _live_units (tbl VARCHAR, unit_key VARCHAR, run_id VARCHAR)")
+        if live_rows:
+            con.executemany("INSERT INTO _live_units VALUES (?, ?, ?)", live_rows)
+        con.execute("CREATE TABLE _manifest_files (run_id VARCHAR, tbl VARCHAR, path VARCHAR, "
+                    "rows BIGINT, bytes BIGINT, sha256 VARCHAR)")
+        if files_rows:
+            con.executemany("INSERT INTO _manifest_files VALUES (?, ?, ?, ?, ?, ?)", files_rows)
+        hist = run_history(wh, state)
+        con.execute("""CREATE TABLE _runs (run_id VARCHAR, kind VARCHAR, status VARCHAR,
+            started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ, seconds DOUBLE, config_hash VARCHAR,
+            config_json VARCHAR, code_version VARCHAR, host VARCHAR, pid INTEGER,
+            device VARCHAR, row_counts_json VARCHAR, n_files INTEGER, n_errors INTEGER,
+            error VARCHAR, summary_json VARCHAR)""")
+        if hist:
+            con.executemany("INSERT INTO _runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                            "?, ?, ?)", [(
+                                r.get("run_id"), r.get("kind"), r.get("status"),
+                                r.get("started_at"), r.get("ended_at"), r.get("seconds"),
+                                r.get("config_hash"), json.dumps(r.get("config", {}),
+                                                                 sort_keys=True),
+                                r.get("code_version"), r.get("host"), r.get("pid"),
+                                r.get("device"), json.dumps(r.get("row_counts", {}),
+                                                            sort_keys=True),
+                                len(r["files"]) if isinstance(r.get("files"), list)
+                                else r.get("files"), r.get("n_errors", 0), r.get("error"),
+                                json.dumps(r.get("summary", {}), sort_keys=True, default=str))
+                                for r in hist])
+        con.execute("CREATE TABLE _catalog_meta (key VARCHAR, value VARCHAR)")
+        con.executemany("INSERT INTO _catalog_meta VALUES (?, ?)", [
+            ("root", root.as_posix()), ("commit_state", state.commit_state),
+            ("built_at", dt.datetime.now(dt.UTC).isoformat()),
+            ("n_manifests", str(len(state.manifests)))])
+        _static_tables(con)
+        for name, ts in TABLES.items():
+            con.execute(f"CREATE VIEW _raw_{name} AS\n"
+                        f"{raw_view_sql(ts, root, full[name], partial[name])}")
+        for path in sql_files():
+            try:
+                con.execute(path.read_text())
+            except duckdb.Error as exc:
+                raise RuntimeError(f"{path.name}: {exc}") from exc
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
+def _static_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Small reference tables that come from code (metric catalogue, model registry)."""
+    try:
+        from ssl_wc.metrics.catalogue import catalogue_rows
+    except ImportError:
+        rows: list[dict[str, Any]] = []
+    else:
+        rows = list(catalogue_rows())
+    con.execute("""CREATE TABLE metric_catalogue (metric VARCHAR, label VARCHAR,
+        direction VARCHAR, reference VARCHAR, parameters VARCHAR, threshold_free BOOLEAN,
+        description VARCHAR)""")
+    if rows:
+        con.executemany("INSERT INTO metric_catalogue VALUES (?, ?, ?, ?, ?, ?, ?)", [(
+            r["name"], r.get("label", r["name"]), r["direction"], r.get("reference", ""),
+            ",".join(r.get("parameters", ())) if not isinstance(r.get("parameters"), str)
+            else r["parameters"], bool(r.get("threshold_free", False)),
+            r.get("description", "")) for r in rows])
+
+
+def rebuild_catalog(warehouse: WarehousePaths) -> str:
+    """Rebuild and atomically swap the catalog; returns the new commit state."""
+    wh = warehouse.ensure()
+    with FileLock(wh.locks / "catalog.lock", timeout=120, label="catalog rebuild"):
+        state = read_manifests(wh)
+        tmp = wh.tmp / f"catalog.{os.getpid()}.{uuid.uuid4().hex[:8]}.duckdb"
+        try:
+            build_catalog_file(wh, tmp, state)
+            fsync_file(tmp)
+            os.replace(tmp, wh.catalog)
+            fsync_dir(wh.root)
+        finally:
+            for p in (tmp, Path(str(tmp) + ".wal")):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+    return state.commit_state
+
+
+def catalog_root(catalog: Path) -> str | None:
+    """The warehouse root recorded in a catalog file (None if unreadable)."""
+    try:
+        con = duckdb.connect(str(catalog), read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        row = con.sql("SELECT value FROM _catalog_meta WHERE key = 'root'").fetchall()
+        return row[0][0] if row else None
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()

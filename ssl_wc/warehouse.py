@@ -1,0 +1,64 @@
+"""The one connection factory: every project reader opens the warehouse through here.
+
+A reader connection is a short-lived read-only connection to the catalog file, with
+the project's Python UDFs registered. Readers never take a lock that writers wait for
+(writers swap in a new catalog file instead of writing the open one), so a dashboard
+left open never blocks a scheduled ingest.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import duckdb
+
+from ssl_wc.lake.catalog import catalog_root, rebuild_catalog
+from ssl_wc.paths import WarehousePaths
+
+
+class WarehouseMissing(FileNotFoundError):
+    """No warehouse at the given place."""
+
+
+def ensure_catalog(wh: WarehousePaths) -> None:
+    """Build the catalog if missing, or rebuild it if the folder was moved or copied."""
+    if not wh.catalog.exists():
+        if not wh.manifests.exists():
+            raise WarehouseMissing(
+                f"no warehouse at {wh.root}: run `ssl-wc demo` or an `ssl-wc ingest` command "
+                f"first, or pass --warehouse / set SSL_WC_WAREHOUSE")
+        rebuild_catalog(wh)
+        return
+    if catalog_root(wh.catalog) != wh.root.as_posix() and os.access(wh.root, os.W_OK):
+        rebuild_catalog(wh)
+
+
+def register_functions(con: duckdb.DuckDBPyConnection) -> None:
+    """Register the metric kernels as Python UDFs (project connections only)."""
+    try:
+        from ssl_wc.metrics.udf import register_udfs
+    except ImportError:
+        return
+    register_udfs(con)
+
+
+def open_reader(warehouse: str | os.PathLike[str] | Path | None = None,
+                *, udfs: bool = True) -> duckdb.DuckDBPyConnection:
+    """Read-only connection to the warehouse catalog with UDFs registered."""
+    wh = WarehousePaths.of(warehouse)
+    ensure_catalog(wh)
+    con = duckdb.connect(str(wh.catalog), read_only=True)
+    if udfs:
+        register_functions(con)
+    return con
+
+
+def commit_state(warehouse: str | os.PathLike[str] | Path | None = None) -> str:
+    """A cheap token that changes whenever a new catalog is swapped in."""
+    wh = WarehousePaths.of(warehouse)
+    try:
+        st = wh.catalog.stat()
+    except FileNotFoundError:
+        return "missing"
+    return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"

@@ -67,3 +67,13 @@ CREATE OR REPLACE VIEW churches AS SELECT * EXCLUDE (run_id, unit_key) FROM _raw
 CREATE OR REPLACE VIEW annotation_sources AS
 SELECT s.run_id, r.started_at, s.file, s.kind, s.sha256, s.n_items, s.n_clamped, s.synthetic
 FROM _raw_ann_sources s LEFT JOIN _runs r USING (run_id);
+
+CREATE OR REPLACE VIEW warehouse_summary AS
+SELECT 'annotated images' AS item, count(*)::BIGINT AS n FROM images
+UNION ALL SELECT 'annotated images without a file', count(*) FROM missing_images
+UNION ALL SELECT 'boxes', count(*) FROM boxes
+UNION ALL SELECT 'clamped boxes', count(*) FILTER (WHERE was_clamped) FROM boxes
+UNION ALL SELECT 'feature types', count(*) FROM feature_types
+UNION ALL SELECT 'image files', count(*) FROM image_files
+UNION ALL SELECT 'committed runs', count(*) FILTER (WHERE status IN ('committed', 'partial')) FROM runs
+UNION ALL SELECT 'failed or killed runs', count(*) FILTER (WHERE status IN ('failed', 'killed')) FROM runs;

@@ -42,6 +42,19 @@ PARQUET_OPTS: dict[str, Any] = {"compression": "zstd", "compression_level": 3,
                                 "write_statistics": True, "use_dictionary": True}
 
 
+def fault_point(name: str) -> None:
+    """Fault-injection hook for the test suite (inert unless its variables are set).
+
+    ``SSL_WC_FAULT_SLEEP=<seconds>`` pauses here, widening the window for a kill;
+    ``SSL_WC_FAIL_AT=<name>`` raises ``OSError`` here, like a full disk.
+    """
+    delay = os.environ.get("SSL_WC_FAULT_SLEEP")
+    if delay:
+        time.sleep(float(delay))
+    if os.environ.get("SSL_WC_FAIL_AT") == name:
+        raise OSError(28, f"No space left on device (injected at {name})")
+
+
 def utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
@@ -82,11 +95,13 @@ class _PartWriter:
         self.rows = 0
 
     def write(self, table: pa.Table) -> None:
+        fault_point("write")
         self.writer.write_table(table)
         self.rows += table.num_rows
 
     def finish(self) -> None:
         self.writer.close()
+        fault_point("publish")
         publish(self.tmp, self.final)
 
     def abort(self) -> None:
@@ -240,12 +255,14 @@ class Run:
             manifest = self.record(ended_at=ended, committed_at=ended, files=files,
                                    row_counts=rows, seconds=time.monotonic() - self._t0,
                                    units={t: sorted(k) for t, k in self._units.items()})
+            fault_point("manifest")
             write_json_atomic(self.manifest_path, manifest)
         except BaseException as exc:
             self.status = "running"
             self.fail(exc)
             raise
         manifest.pop("units")
+        fault_point("record")
         write_json_atomic(self.record_path, manifest | {"files": len(files)})
         if self.rebuild:
             self._refresh_catalog()

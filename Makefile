@@ -1,0 +1,45 @@
+# ssl-wc: two commands do all set-up on a fresh machine.
+#   make demo   create .venv, install, build the demo warehouse, start the dashboards
+#   make test   create/update .venv and run the whole test suite
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.ssl-wc-installed
+# torch is pinned to 2.13.0: the CPU wheel on Linux machines without a GPU index, the
+# MPS build on macOS. Extra pip arguments for torch (e.g. a CPU index URL) go here.
+TORCH_PIP_ARGS ?=
+PYTEST_ARGS ?=
+PORT ?= 8501
+
+.PHONY: demo test venv lint bench serve clean-warehouse
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "torch==2.13.0" $(TORCH_PIP_ARGS)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ssl-wc demo
+	$(BIN)/streamlit run dashboards/app.py --server.port $(PORT) --server.headless true
+
+serve: $(STAMP)
+	$(BIN)/streamlit run dashboards/app.py --server.port $(PORT) --server.headless true
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check ssl_wc ingest dashboards tests benchmarks
+	$(BIN)/mypy ssl_wc ingest dashboards
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_metrics.py
+	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_dashboard_queries.py
+
+clean-warehouse:
+	rm -rf warehouse/* 

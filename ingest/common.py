@@ -1,0 +1,49 @@
+"""Shared plumbing for ingest jobs: the last committed run of a kind, job results."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ssl_wc.lake.catalog import read_manifests
+from ssl_wc.paths import WarehousePaths
+
+
+@dataclass
+class JobResult:
+    """What a job did: its run, status and counts (printed by the CLI and ``ssl-wc run``)."""
+
+    job: str
+    status: str  # committed | partial | skipped | failed
+    run_id: str | None = None
+    new: int = 0
+    skipped: int = 0
+    failed: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    message: str = ""
+    seconds: float = 0.0
+
+    def line(self) -> str:
+        return (f"{self.job}: {self.status} (new {self.new}, skipped {self.skipped}, "
+                f"failed {self.failed}) {self.message}").rstrip()
+
+
+def last_manifest(wh: WarehousePaths, kind: str, **match: Any) -> dict[str, Any] | None:
+    """Newest committed manifest of ``kind`` whose summary holds ``match``."""
+    for m in reversed(read_manifests(wh).manifests):
+        if m.get("kind") != kind:
+            continue
+        summ = m.get("summary", {})
+        if all(summ.get(k) == v for k, v in match.items()):
+            return m
+    return None
+
+
+def live_units(wh: WarehousePaths, table: str) -> set[str]:
+    """Unit keys of ``table`` that some committed run covers."""
+    return {u for (t, u) in read_manifests(wh).live if t == table}
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=str)

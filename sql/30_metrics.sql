@@ -1,0 +1,197 @@
+-- Alignment metrics (materialised by `ssl-wc metrics`), as views for every question.
+-- Keys everywhere: model (baselines: 'baseline:<name>'), variant, method, layer, head.
+-- Empty targets give NULL metrics, never a hit or a zero.
+
+CREATE OR REPLACE VIEW metric_protocols AS
+SELECT DISTINCT protocol_hash, protocol_json FROM _raw_metric_protocols;
+
+-- One row per map and image (target = union of the image's boxes). IoU at every
+-- percentile as columns; threshold-free metrics stored once per map.
+CREATE OR REPLACE VIEW image_metrics AS
+WITH iou AS (
+    SELECT model, variant, method, layer, head, image_id, protocol_hash,
+           max(iou) FILTER (WHERE percentile = 50) AS iou_50,
+           max(iou) FILTER (WHERE percentile = 60) AS iou_60,
+           max(iou) FILTER (WHERE percentile = 70) AS iou_70,
+           max(iou) FILTER (WHERE percentile = 75) AS iou_75,
+           max(iou) FILTER (WHERE percentile = 80) AS iou_80,
+           max(iou) FILTER (WHERE percentile = 85) AS iou_85,
+           max(iou) FILTER (WHERE percentile = 90) AS iou_90,
+           max(iou) FILTER (WHERE percentile = 95) AS iou_95,
+           max(iou_over_max) FILTER (WHERE percentile = 90) AS iou_over_max_90,
+           max(corloc) FILTER (WHERE percentile = 90) AS corloc_90
+    FROM _raw_metrics_iou WHERE target = 'image'
+    GROUP BY ALL
+)
+SELECT m.model, m.variant, m.method, m.layer, m.head, head_label(m.head) AS head_label,
+       m.image_id, m.protocol_hash, iou.* EXCLUDE (model, variant, method, layer, head,
+       image_id, protocol_hash),
+       m.coverage, m.pointing_t0, m.pointing_t15, m.topk_pointing, m.relevance_rank_acc,
+       m.annotation_area, m.mse, m.kl, m.emd, m.source_run_id
+FROM _raw_metrics_map m
+LEFT JOIN iou USING (model, variant, method, layer, head, image_id, protocol_hash)
+WHERE m.target = 'image';
+
+-- Long form of the percentile metrics of each image: one row per map, image, percentile.
+CREATE OR REPLACE VIEW image_iou AS
+SELECT model, variant, method, layer, head, image_id, protocol_hash, percentile, iou,
+       attention_area, random_iou, max_iou, iou_over_max, corloc
+FROM _raw_metrics_iou WHERE target = 'image';
+
+-- One row per map and box (the box alone is the target), with its feature type.
+CREATE OR REPLACE VIEW box_metrics AS
+WITH iou AS (
+    SELECT model, variant, method, layer, head, image_id, box_index, protocol_hash,
+           max(iou) FILTER (WHERE percentile = 50) AS iou_50,
+           max(iou) FILTER (WHERE percentile = 75) AS iou_75,
+           max(iou) FILTER (WHERE percentile = 90) AS iou_90,
+           max(iou) FILTER (WHERE percentile = 95) AS iou_95,
+           max(iou_over_max) FILTER (WHERE percentile = 90) AS iou_over_max_90
+    FROM _raw_metrics_iou WHERE target = 'box'
+    GROUP BY ALL
+)
+SELECT m.model, m.variant, m.method, m.layer, m.head, m.image_id, m.box_index, b.label,
+       f.name AS feature_name, b.area_c AS box_area, m.protocol_hash,
+       iou.iou_50, iou.iou_75, iou.iou_90, iou.iou_95, iou.iou_over_max_90,
+       m.coverage, m.pointing_t0, m.pointing_t15, m.topk_pointing, m.relevance_rank_acc,
+       m.mse, m.kl, m.emd
+FROM _raw_metrics_map m
+LEFT JOIN iou USING (model, variant, method, layer, head, image_id, box_index, protocol_hash)
+LEFT JOIN _raw_ann_boxes b ON b.image_id = m.image_id AND b.box_index = m.box_index
+LEFT JOIN _raw_ann_feature_types f ON f.label = b.label
+WHERE m.target = 'box';
+
+-- Every metric of every map and target in long form (percentile NULL when threshold-free).
+CREATE OR REPLACE VIEW metric_long AS
+SELECT model, variant, method, layer, head, image_id, target, box_index, protocol_hash,
+       metric, CAST(NULL AS SMALLINT) AS percentile, value
+FROM (UNPIVOT (SELECT model, variant, method, layer, head, image_id, target, box_index,
+                      protocol_hash, coverage, pointing_t0, pointing_t15, topk_pointing,
+                      relevance_rank_acc, mse, kl, emd
+               FROM _raw_metrics_map)
+      ON coverage, pointing_t0, pointing_t15, topk_pointing, relevance_rank_acc, mse, kl, emd
+      INTO NAME metric VALUE value)
+UNION ALL
+SELECT model, variant, method, layer, head, image_id, target, box_index, protocol_hash,
+       metric, percentile, value
+FROM (UNPIVOT (SELECT model, variant, method, layer, head, image_id, target, box_index,
+                      protocol_hash, percentile, iou, iou_over_max, corloc
+               FROM _raw_metrics_iou)
+      ON iou, iou_over_max, corloc INTO NAME metric VALUE value);
+
+-- Per feature type: boxes grouped by their own label, and rolled up to every ancestor
+-- of the ontology (depth 0 = the label itself; rollup = true for ancestors).
+CREATE OR REPLACE VIEW feature_metrics AS
+SELECT l.model, l.variant, l.method, l.layer, l.head, a.ancestor AS feature_label,
+       f.name AS feature_name, a.depth > 0 AS rollup, l.protocol_hash, l.metric, l.percentile,
+       count(l.value) AS n_boxes, count(DISTINCT l.image_id) AS n_images,
+       avg(l.value) AS mean, stddev_samp(l.value) AS sd
+FROM metric_long l
+JOIN _raw_ann_boxes b ON b.image_id = l.image_id AND b.box_index = l.box_index
+JOIN _raw_ann_feature_ancestors a ON a.label = b.label
+JOIN _raw_ann_feature_types f ON f.label = a.ancestor
+WHERE l.target = 'box'
+GROUP BY ALL;
+
+-- Per style. Rule: each image counts under its FIRST listed style (primary_style), so
+-- every image counts once; per-tag counts are available from image_styles.
+CREATE OR REPLACE VIEW style_metrics AS
+SELECT l.model, l.variant, l.method, l.layer, l.head, i.primary_style AS style_id,
+       s.name AS style_name, 'first listed style' AS style_rule, l.protocol_hash, l.metric,
+       l.percentile, count(l.value) AS n_images, avg(l.value) AS mean,
+       stddev_samp(l.value) AS sd
+FROM metric_long l
+JOIN _raw_ann_images i ON i.image_id = l.image_id
+LEFT JOIN _raw_ann_styles s ON s.style_id = i.primary_style
+WHERE l.target = 'image'
+GROUP BY ALL;
+
+-- Mean, sd, n and a percentile-bootstrap 95 % CI (10,000 resamples, seed 0) per model,
+-- method, layer and metric, for fused maps (head < 0) and baselines; materialised by
+-- `ssl-wc metrics`. Layers are integers and sort numerically.
+CREATE OR REPLACE VIEW layer_progression AS
+SELECT model, variant, method, layer, head, head_label(head) AS head_label, protocol_hash,
+       metric, percentile, n, mean, sd, ci_low, ci_high, c.direction
+FROM _raw_metric_summaries
+LEFT JOIN metric_catalogue c USING (metric)
+ORDER BY model, variant, method, head, metric, percentile, layer;
+
+-- Per model and metric: the best layer under the model's default method (fused mean
+-- heads), and the best over all methods; baselines appear as rows of their own.
+CREATE OR REPLACE VIEW leaderboard AS
+WITH s AS (
+    SELECT p.*, d.default_method, c.direction,
+           CASE WHEN c.direction = 'lower' THEN -p.mean ELSE p.mean END AS score
+    FROM _raw_metric_summaries p
+    JOIN model_defaults d USING (model)
+    LEFT JOIN metric_catalogue c USING (metric)
+    WHERE p.head = -1
+),
+best_default AS (
+    SELECT model, variant, protocol_hash, metric, percentile,
+           arg_max(layer, score) AS best_layer, max(score) AS best_score,
+           arg_max(mean, score) AS mean, arg_max(ci_low, score) AS ci_low,
+           arg_max(ci_high, score) AS ci_high, arg_max(n, score) AS n,
+           any_value(default_method) AS default_method, any_value(direction) AS direction
+    FROM s WHERE method = default_method
+    GROUP BY ALL
+),
+best_any AS (
+    SELECT model, variant, protocol_hash, metric, percentile,
+           arg_max(method, score) AS best_any_method, arg_max(layer, score) AS best_any_layer,
+           arg_max(mean, score) AS best_any_mean
+    FROM s GROUP BY ALL
+)
+SELECT d.model, d.variant, is_baseline(d.model) AS is_baseline, d.protocol_hash, d.metric,
+       d.percentile, d.direction, d.default_method, d.best_layer, d.mean, d.ci_low,
+       d.ci_high, d.n, a.best_any_method, a.best_any_layer, a.best_any_mean,
+       rank() OVER (PARTITION BY d.variant, d.protocol_hash, d.metric, d.percentile
+                    ORDER BY d.best_score DESC) AS rank
+FROM best_default d
+JOIN best_any a USING (model, variant, protocol_hash, metric, percentile);
+
+-- Model minus each baseline, paired over images (same image, same metric): mean
+-- difference, sd, n, Cohen's d_z and the paired t statistic. p-values come from
+-- model_comparisons (computed in Python with survival functions).
+CREATE OR REPLACE VIEW baseline_gap AS
+WITH m AS (
+    SELECT * FROM metric_long WHERE target = 'image' AND NOT is_baseline(model) AND head < 0
+), b AS (
+    SELECT model AS baseline, image_id, protocol_hash, metric, percentile, value
+    FROM metric_long WHERE target = 'image' AND is_baseline(model)
+)
+SELECT m.model, m.variant, m.method, m.layer, m.head, b.baseline, m.protocol_hash, m.metric,
+       m.percentile, count(*) AS n, avg(m.value - b.value) AS mean_diff,
+       stddev_samp(m.value - b.value) AS sd_diff,
+       avg(m.value - b.value) / nullif(stddev_samp(m.value - b.value), 0) AS d_z,
+       avg(m.value - b.value) / nullif(stddev_samp(m.value - b.value) / sqrt(count(*)), 0)
+           AS t_stat,
+       any_value(c.direction) AS direction
+FROM m
+JOIN b ON b.image_id = m.image_id AND b.metric = m.metric
+      AND b.percentile IS NOT DISTINCT FROM m.percentile AND b.protocol_hash = m.protocol_hash
+LEFT JOIN metric_catalogue c ON c.metric = m.metric
+WHERE m.value IS NOT NULL AND b.value IS NOT NULL
+GROUP BY ALL;
+
+-- Single heads ranked within each image (rank 1 = best under the metric's direction),
+-- then summarised per model, layer and head: mean score, mean rank, top-1 / top-3 counts.
+CREATE OR REPLACE VIEW head_ranking AS
+WITH r AS (
+    SELECT l.*, rank() OVER (
+               PARTITION BY l.model, l.variant, l.method, l.layer, l.image_id, l.protocol_hash,
+                            l.metric, l.percentile
+               ORDER BY CASE WHEN c.direction = 'lower' THEN l.value ELSE -l.value END) AS r
+    FROM metric_long l LEFT JOIN metric_catalogue c USING (metric)
+    WHERE l.target = 'image' AND l.head >= 0 AND l.value IS NOT NULL
+)
+SELECT model, variant, method, layer, head, protocol_hash, metric, percentile,
+       count(*) AS n_images, avg(value) AS mean_score, avg(r) AS mean_rank,
+       count(*) FILTER (WHERE r = 1) AS top1, count(*) FILTER (WHERE r <= 3) AS top3
+FROM r GROUP BY ALL;
+
+-- Head x feature matrix: mean per single head and feature label (boxes as targets).
+CREATE OR REPLACE VIEW head_feature_matrix AS
+SELECT model, variant, method, layer, head, feature_label, feature_name, protocol_hash,
+       metric, percentile, n_boxes, mean
+FROM feature_metrics WHERE head >= 0 AND NOT rollup;

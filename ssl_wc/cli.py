@@ -1,0 +1,211 @@
+"""The ``ssl-wc`` command line: a thin layer over the ingest jobs and the warehouse."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ssl_wc.paths import ENV_VAR, WarehousePaths
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="ssl-wc: do self-supervised vision models look where experts look?")
+ingest_app = typer.Typer(no_args_is_help=True, help="Load data into the warehouse.")
+models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(models_app, name="models")
+
+
+class State:
+    warehouse: WarehousePaths
+
+
+STATE = State()
+
+# exit codes shared by every command (documented in README)
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_LOCKED, EXIT_CHECK = 0, 1, 2, 3, 4, 5
+
+
+class Fmt(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+@app.callback()
+def main_options(
+    warehouse: Annotated[str | None, typer.Option(
+        "--warehouse", "-w", envvar=ENV_VAR,
+        help="Warehouse folder (default ./warehouse).")] = None,
+) -> None:
+    STATE.warehouse = WarehousePaths.of(warehouse)
+
+
+def fail(msg: str, code: int = EXIT_FAILED) -> None:
+    typer.secho(f"error: {msg}", fg="red", err=True)
+    raise typer.Exit(code)
+
+
+def echo_result(res: Any) -> None:
+    typer.echo(res.line())
+
+
+def print_frame(df: Any, fmt: Fmt = Fmt.table, max_rows: int = 200) -> None:
+    import polars as pl
+
+    if fmt is Fmt.csv:
+        sys.stdout.write(df.write_csv())
+    elif fmt is Fmt.json:
+        sys.stdout.write(json.dumps(df.to_dicts(), default=str, indent=1) + "\n")
+    else:
+        with pl.Config(tbl_rows=max_rows, tbl_cols=30, fmt_str_lengths=60,
+                       tbl_hide_dataframe_shape=False, tbl_width_chars=200):
+            typer.echo(df)
+
+
+# ------------------------------------------------------------------------- ingest
+@ingest_app.command("annotations")
+def ingest_annotations_cmd(
+    path: Annotated[Path, typer.Argument(help="building_parts.json")],
+    style_names: Annotated[Path | None, typer.Option(help="style_names.txt")] = None,
+    churches: Annotated[Path | None, typer.Option(help="churches.json")] = None,
+    strict: Annotated[bool, typer.Option(
+        help="Refuse the whole file on any error (default); --no-strict skips bad images."
+    )] = True,
+    force: Annotated[bool, typer.Option(help="Re-ingest even if the inputs are unchanged.")] = False,
+) -> None:
+    """Parse WikiChurches annotations (feature ontology, images, boxes, styles)."""
+    from ingest.annotations import ingest_annotations
+    from ssl_wc.data.errors import InputError, InputErrors
+
+    try:
+        res = ingest_annotations(STATE.warehouse, path, style_names, churches, strict=strict,
+                                 force=force)
+    except (InputError, InputErrors, FileNotFoundError) as exc:
+        fail(f"{exc}\nnothing was written; the warehouse is unchanged.")
+    echo_result(res)
+
+
+@ingest_app.command("images")
+def ingest_images_cmd(
+    folder: Annotated[Path, typer.Argument(help="Folder of image files")],
+    strict: Annotated[bool, typer.Option(help="Fail on the first unreadable image.")] = False,
+    force: Annotated[bool, typer.Option(help="Rescan even if unchanged.")] = False,
+) -> None:
+    """Record every image file: id, path, width, height, sha256."""
+    from ingest.images import ingest_images
+    from ssl_wc.data.errors import InputError, InputErrors
+
+    try:
+        res = ingest_images(STATE.warehouse, folder, strict=strict, force=force)
+    except (InputError, InputErrors, FileNotFoundError) as exc:
+        fail(f"{exc}\nnothing was written; the warehouse is unchanged.")
+    echo_result(res)
+    if res.status == "partial":
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+# ------------------------------------------------------------------------- query
+@app.command("sql")
+def sql_cmd(
+    query: Annotated[str, typer.Argument(help="A read-only SQL query")],
+    fmt: Annotated[Fmt, typer.Option("--format", "-f")] = Fmt.table,
+    allow_files: Annotated[bool, typer.Option(
+        help="Allow table functions that read files outside the lake.")] = False,
+    max_rows: Annotated[int, typer.Option(help="Rows shown in table format.")] = 200,
+) -> None:
+    """Run a read-only query against the views (see README for the view list)."""
+    import duckdb
+
+    from ssl_wc.sqlguard import QueryRefused, run_readonly
+    from ssl_wc.warehouse import WarehouseMissing
+
+    try:
+        rel = run_readonly(query, STATE.warehouse.root, allow_files=allow_files)
+        if rel is None:
+            return
+        df = rel.pl()
+    except QueryRefused as exc:
+        fail(str(exc), EXIT_USAGE)
+    except WarehouseMissing as exc:
+        fail(str(exc))
+    except duckdb.Error as exc:
+        fail(f"query failed: {str(exc).splitlines()[0]}")
+    print_frame(df, fmt, max_rows)
+
+
+@app.command("runs")
+def runs_cmd(
+    limit: Annotated[int, typer.Option(help="Newest N runs.")] = 30,
+    fmt: Annotated[Fmt, typer.Option("--format", "-f")] = Fmt.table,
+) -> None:
+    """Ingest history: every run with its status, duration and row counts."""
+    from ssl_wc import query
+
+    from ssl_wc.sqlfiles import named_query
+
+    df = query(named_query("runs_recent"), {"limit": limit}, warehouse=str(STATE.warehouse.root))
+    print_frame(df, fmt)
+
+
+@app.command("info")
+def info_cmd() -> None:
+    """What the warehouse holds."""
+    from ssl_wc import query
+    from ssl_wc.warehouse import WarehouseMissing
+
+    wh = str(STATE.warehouse.root)
+    try:
+        meta = dict(query("SELECT key, value FROM catalog_info", warehouse=wh).rows())
+    except WarehouseMissing as exc:
+        fail(str(exc))
+    typer.echo(f"warehouse: {STATE.warehouse.root}")
+    typer.echo(f"catalog:   {STATE.warehouse.catalog} (commit state {meta.get('commit_state')})")
+    df = query("SELECT * FROM warehouse_summary", warehouse=wh)
+    print_frame(df)
+    src = query("SELECT kind, file, synthetic FROM annotation_sources", warehouse=wh)
+    if src.height and any(src["synthetic"].to_list()):
+        typer.secho("annotations: SYNTHETIC DEMO DATA (not WikiChurches)", fg="yellow")
+
+
+# ------------------------------------------------------------------------- operate
+@app.command("check")
+def check_cmd(
+    checksums: Annotated[bool, typer.Option(help="Verify sha256 of every file.")] = True,
+) -> None:
+    """Verify the lake against the committed manifests; exit 5 if anything is wrong."""
+    from ssl_wc.lake.integrity import check_lake
+
+    problems = check_lake(STATE.warehouse, checksums=checksums)
+    for p in problems:
+        typer.echo(p.line())
+    if problems:
+        typer.secho(f"{len(problems)} problem(s) found", fg="red", err=True)
+        raise typer.Exit(EXIT_CHECK)
+    typer.echo("lake OK: every committed file present, intact and readable; no stray files")
+
+
+@app.command("gc")
+def gc_cmd(
+    dry_run: Annotated[bool, typer.Option(help="List what would be removed.")] = False,
+) -> None:
+    """Remove temporary files and files of runs that never committed."""
+    from ssl_wc.lake.integrity import garbage_collect
+
+    removed = garbage_collect(STATE.warehouse, dry_run=dry_run)
+    for r in removed:
+        typer.echo(("would remove " if dry_run else "removed ") + r)
+    typer.echo(f"{len(removed)} file(s) {'to remove' if dry_run else 'removed'}; "
+               "committed files are never touched")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

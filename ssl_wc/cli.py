@@ -133,6 +133,9 @@ def sql_cmd(
         fail(str(exc), EXIT_USAGE)
     except WarehouseMissing as exc:
         fail(str(exc))
+    except duckdb.PermissionException as exc:
+        fail(f"refused: {str(exc).splitlines()[0]} (pass --allow-files to read files outside "
+             "the lake)", EXIT_USAGE)
     except duckdb.Error as exc:
         fail(f"query failed: {str(exc).splitlines()[0]}")
     print_frame(df, fmt, max_rows)
@@ -201,6 +204,64 @@ def gc_cmd(
         typer.echo(("would remove " if dry_run else "removed ") + r)
     typer.echo(f"{len(removed)} file(s) {'to remove' if dry_run else 'removed'}; "
                "committed files are never touched")
+
+
+# ------------------------------------------------------------------------- pipeline
+@app.command("run")
+def run_cmd(
+    config: Annotated[Path | None, typer.Option("--config", "-c",
+                                                help="pipeline.toml (see README).")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan; touch nothing.")] = False,
+    strict: Annotated[bool, typer.Option(help="Stop at the first failure.")] = False,
+    models: Annotated[str | None, typer.Option(help="Override attention.models (a,b,c).")] = None,
+    methods: Annotated[str | None, typer.Option(help="Override attention.methods.")] = None,
+    device: Annotated[str | None, typer.Option(help="Override attention.device.")] = None,
+    steps: Annotated[str | None, typer.Option(help="Override pipeline.steps.")] = None,
+) -> None:
+    """Run annotations, images, attention, metrics and stats in order, under a lock.
+
+    Exit codes: 0 success, 3 partial success, 1 failure, 4 another run holds the lock,
+    2 bad config.
+    """
+    from ssl_wc.lake.locks import LockHeld
+    from ssl_wc.pipeline import ConfigError, load_config, plan, run_pipeline, validate
+
+    try:
+        cfg = load_config(config)
+        overrides: dict[str, dict[str, Any]] = {}
+        if models:
+            overrides.setdefault("attention", {})["models"] = models.split(",")
+        if methods:
+            overrides.setdefault("attention", {})["methods"] = methods.split(",")
+        if device:
+            overrides.setdefault("attention", {})["device"] = device
+        if steps:
+            overrides.setdefault("pipeline", {})["steps"] = steps.split(",")
+        if overrides:
+            validate(overrides, "command-line flags")
+            for sec, kv in overrides.items():
+                cfg.sections[sec].update(kv)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_USAGE)
+    if dry_run:
+        typer.echo(f"plan for {STATE.warehouse.root} (config {cfg.source}):")
+        for step, what in plan(cfg):
+            typer.echo(f"  {step:12s} {what}")
+        return
+    try:
+        result = run_pipeline(STATE.warehouse, cfg, strict=strict, echo=typer.echo)
+    except LockHeld as exc:
+        fail(f"{exc}: another `ssl-wc run` is in progress on this warehouse; try later",
+             EXIT_LOCKED)
+    typer.echo("\nsummary:")
+    for s in result.steps:
+        typer.echo(f"  {s.step:12s} {s.status:10s} {s.seconds:7.1f}s  new {s.new:<6d} "
+                   f"skipped {s.skipped:<6d} failed {s.failed:<4d} {s.detail[:100]}")
+    typer.echo(f"pipeline: {result.status}")
+    if result.status == "partial":
+        raise typer.Exit(EXIT_PARTIAL)
+    if result.status == "failed":
+        raise typer.Exit(EXIT_FAILED)
 
 
 def main() -> None:

@@ -155,7 +155,8 @@ class Checker:
         except OverflowError:
             out = math.inf
         if not math.isfinite(out):
-            self.error(path, f"{value!r} is not a finite number")
+            shown = repr(value) if len(repr(value)) <= 24 else f"{repr(value)[:20]}..."
+            self.error(path, f"{shown} is not a finite number")
             return None
         return out
 

@@ -12,8 +12,11 @@ file, or an image file name.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from os import PathLike
+
+_PLAIN_KEY = re.compile(r"[a-z_][a-z0-9_]*")
 
 #: How many problems ``str(InputErrors)`` lists before summarising the rest.
 MAX_LISTED = 20
@@ -41,8 +44,10 @@ class InputError(Exception):
 class InputErrors(InputError):
     """Several problems found together; ``errors`` lists them in the order found."""
 
-    def __init__(self, errors: Iterable[InputError]) -> None:
+    def __init__(self, errors: Iterable[InputError], note: str = "input refused") -> None:
         self.errors: tuple[InputError, ...] = tuple(errors)
+        #: Shown after the count on the first line (e.g. "input refused", "images skipped").
+        self.note = note
         if not self.errors:
             raise ValueError("InputErrors needs at least one error")
         files = sorted({e.file for e in self.errors})
@@ -52,7 +57,7 @@ class InputErrors(InputError):
                          f"{n} problem{'s' if n != 1 else ''} found")
 
     def __str__(self) -> str:
-        lines = [f"{self.file}: {self.reason}, input refused:"]
+        lines = [f"{self.file}: {self.reason}{', ' + self.note if self.note else ''}:"]
         lines += [f"  - {e.location}: {e.reason}" if e.file == self.file else f"  - {e}"
                   for e in self.errors[:MAX_LISTED]]
         if len(self.errors) > MAX_LISTED:
@@ -69,13 +74,14 @@ class InputErrors(InputError):
 def json_path(*parts: str | int) -> str:
     """A JSON path from keys and indices: ``json_path("annotations", "a.jpg", "styles", 0)``.
 
-    Plain identifiers become ``.key``, other keys ``["key"]``, integers ``[i]``.
+    Lower-case identifiers (the format's own keys) become ``.key``; other keys (data
+    such as image names or Q-ids) ``["key"]``; integers ``[i]``.
     """
     out = "$"
     for p in parts:
         if isinstance(p, int):
             out += f"[{p}]"
-        elif p.isidentifier():
+        elif _PLAIN_KEY.fullmatch(p):
             out += f".{p}"
         else:
             out += f"[{json.dumps(p, ensure_ascii=False)}]"

@@ -6,10 +6,12 @@ Public API:
   ``parse_building_parts_bytes(data, source, strict)``): the expert boxes and the feature
   ontology of ``building_parts.json``. Tables ``feature_types``, ``feature_ancestors``,
   ``images``, ``boxes`` and ``image_styles`` (schemas below).
-- ``styles_table(path=None) -> pa.Table``: ``style_id, name`` from ``style_names.txt``, or
-  built-in names (``KNOWN_STYLE_NAMES``) when no file is given.
-- ``parse_churches(path, strict=True) -> ParsedChurches``: ``churches.json``, the
-  style-labelled pool.
+- ``parse_style_names(path) -> pa.Table``: ``style_id, name`` from ``style_names.txt``;
+  ``default_styles()`` the built-in names (``KNOWN_STYLE_NAMES``); ``styles_table(path)``
+  either, by whether ``path`` is ``None``.
+- ``parse_churches(path, strict=True) -> pa.Table``: the ``churches`` table of
+  ``churches.json`` (the style-labelled pool); ``parse_churches_full`` and
+  ``parse_churches_bytes`` return ``ParsedChurches`` with the skipped churches' errors.
 - ``parse_image_id("Q2034923_wd0.jpg") -> ("Q2034923", 0)``, ``STUDY_STYLES``.
 
 Validation: every problem becomes an ``InputError`` naming the file and a JSON path. In
@@ -27,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -254,7 +257,7 @@ def _parent_cycles(feats: list[_Feature]) -> list[tuple[int, ...]]:
     return list(found)
 
 
-def ancestor_closure(parents: list[tuple[int, ...]]) -> list[tuple[int, int, int]]:
+def ancestor_closure(parents: Sequence[Sequence[int]]) -> list[tuple[int, int, int]]:
     """``(label, ancestor, depth)`` rows, self at depth 0; depth is the shortest path."""
     rows: list[tuple[int, int, int]] = []
     for label in range(len(parents)):
@@ -479,9 +482,14 @@ def parse_style_names(path: str | Path) -> pa.Table:
     return _styles(rows)
 
 
+def default_styles() -> pa.Table:
+    """The built-in style names (``KNOWN_STYLE_NAMES``) as a ``styles`` table."""
+    return _styles(KNOWN_STYLE_NAMES)
+
+
 def styles_table(path: str | Path | None = None) -> pa.Table:
     """Style names from ``path``, or the built-in ``KNOWN_STYLE_NAMES`` when ``None``."""
-    return _styles(KNOWN_STYLE_NAMES) if path is None else parse_style_names(path)
+    return default_styles() if path is None else parse_style_names(path)
 
 
 def _styles(rows: dict[str, str]) -> pa.Table:
@@ -558,7 +566,16 @@ def _parse_church(file: str, key: str, value: Any) -> tuple[_Church | None, Chec
                    max(years, default=None), tuple(styles), lat, lon), ck
 
 
-def parse_churches(path: str | Path, strict: bool = True) -> ParsedChurches:
+def parse_churches(path: str | Path, strict: bool = True) -> pa.Table:
+    """The ``churches`` table of ``churches.json``; see ``parse_churches_full``.
+
+    Non-strict mode drops bad churches silently: use ``parse_churches_full`` for their
+    errors.
+    """
+    return parse_churches_full(path, strict).table
+
+
+def parse_churches_full(path: str | Path, strict: bool = True) -> ParsedChurches:
     """Parse ``churches.json`` (a dict keyed by church Q-id).
 
     Optional fields (``name``, ``built_year``, ``styles``, ``country``, ``location``) may be
@@ -571,12 +588,9 @@ def parse_churches(path: str | Path, strict: bool = True) -> ParsedChurches:
 def parse_churches_bytes(data: bytes | str, source: str = "<memory>",
                          strict: bool = True) -> ParsedChurches:
     """Parse the text of a ``churches.json``; ``source`` names it in errors."""
-    doc = _load(data, source)
-    top = Checker(source)
-    root = top.obj(doc, ())
-    if root is None:
-        raise_if_any(top.errors)
-        raise AssertionError("unreachable")  # pragma: no cover
+    root = _load(data, source)
+    if not isinstance(root, JsonObject):
+        raise InputErrors([InputError(source, "$", f"expected an object, got {describe(root)}")])
     errors = [InputError(source, json_path(k), "church key given more than once")
               for k in root.duplicates]
     warnings: list[InputError] = []

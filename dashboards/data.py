@@ -1,0 +1,461 @@
+"""The only module of the dashboards that runs queries.
+
+Every query opens a short-lived read-only connection through
+:func:`ssl_wc.warehouse.open_reader` and closes it at once, so a dashboard left open never
+holds the catalog while an ingest swaps in a new one. Queries are the named files in
+``sql/queries/`` with ``$name`` parameters (never formatted values). Results are cached
+with ``st.cache_data`` under the warehouse's commit state
+(:func:`ssl_wc.warehouse.commit_state`): when an ingest commits, the next rerun sees the
+new catalog without restarting the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import polars as pl
+import streamlit as st
+from PIL import Image
+
+from ssl_wc.paths import WarehousePaths, resolve_warehouse
+from ssl_wc.sqlfiles import named_query
+from ssl_wc.sqlguard import QueryRefused, check_statements, open_sandboxed
+from ssl_wc.warehouse import WarehouseMissing, commit_state, open_reader
+
+DEMO_HINT = "run `ssl-wc demo` to build a small demo warehouse"
+METRICS_HINT = "run `ssl-wc metrics`"
+PCT_METRICS = ("iou", "iou_over_max", "corloc")
+
+#: Metric metadata used when the catalogue lacks a metric (or is empty): label,
+#: direction, threshold-free. The warehouse's metric_catalogue wins where it has a row.
+FALLBACK_METRICS: dict[str, tuple[str, str, bool]] = {
+    "iou": ("IoU@p", "higher", False),
+    "iou_over_max": ("IoU / max-IoU @p", "higher", False),
+    "corloc": ("CorLoc@p", "higher", False),
+    "coverage": ("Coverage (energy pointing game)", "higher", True),
+    "pointing_t15": ("Pointing game (15 px tolerance)", "higher", True),
+    "pointing_t0": ("Pointing game (exact)", "higher", True),
+    "topk_pointing": ("Top-k pointing", "higher", True),
+    "relevance_rank_acc": ("Relevance rank accuracy", "higher", True),
+    "mse": ("MSE to the soft target", "lower", True),
+    "kl": ("KL(target || attention)", "lower", True),
+    "emd": ("EMD (8x8 Wasserstein-1)", "lower", True),
+}
+
+
+class DataUnavailable(RuntimeError):
+    """Something the page needs is not in the warehouse; the message says what to run."""
+
+
+class NoWarehouse(DataUnavailable):
+    """No warehouse at the configured place."""
+
+
+@dataclass
+class QueryRecord:
+    """One query as the pages issued it (collected by the benchmark)."""
+
+    name: str
+    params: dict[str, Any]
+
+
+#: When a list, every query the pages issue is appended to it (benchmark hook).
+RECORDER: list[QueryRecord] | None = None
+
+
+# --------------------------------------------------------------------------- plumbing
+def warehouse_root() -> Path:
+    """The warehouse folder: ``$SSL_WC_WAREHOUSE`` or ``./warehouse``."""
+    return resolve_warehouse()
+
+
+def state_token(root: Path | None = None) -> str:
+    """Changes whenever a new catalog is swapped in ("missing" when there is none)."""
+    return commit_state(root or warehouse_root())
+
+
+def warehouse_exists(root: Path | None = None) -> bool:
+    return WarehousePaths(root or warehouse_root()).exists()
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+def _friendly(exc: duckdb.Error, name: str) -> DataUnavailable:
+    text = str(exc).splitlines()[0]
+    if isinstance(exc, duckdb.CatalogException):
+        return DataUnavailable(
+            f"the warehouse catalog lacks something the `{name}` query needs ({text}); it "
+            f"was probably built by an older ssl-wc: rerun any `ssl-wc` ingest command (or "
+            f"`ssl-wc check`) to rebuild it")
+    if isinstance(exc, duckdb.IOException):
+        return DataUnavailable(f"could not read the warehouse ({text}); run `ssl-wc check`")
+    return DataUnavailable(f"the `{name}` query failed: {text}")
+
+
+def execute(name: str, params: Mapping[str, Any] | None, root: Path) -> pl.DataFrame:
+    """Run named query ``name`` on a fresh read-only connection (no cache)."""
+    if not WarehousePaths(root).exists():
+        raise NoWarehouse(f"no warehouse at {root}: {DEMO_HINT}, or point SSL_WC_WAREHOUSE "
+                          f"at an existing one")
+    sql = named_query(name)
+    try:
+        con = open_reader(root, udfs=False)
+    except WarehouseMissing as exc:
+        raise NoWarehouse(f"{exc}") from None
+    except duckdb.Error as exc:
+        raise _friendly(exc, name) from None
+    try:
+        rel = con.sql(sql, params=dict(params)) if params else con.sql(sql)
+        return rel.pl()
+    except duckdb.Error as exc:
+        raise _friendly(exc, name) from None
+    finally:
+        con.close()
+
+
+@st.cache_data(show_spinner=False, max_entries=2048)
+def _cached(name: str, params: tuple[tuple[str, Any], ...], root: str,
+            token: str) -> pl.DataFrame:
+    del token  # only part of the cache key
+    return execute(name, {k: _thaw(v) for k, v in params}, Path(root))
+
+
+def query(name: str, **params: Any) -> pl.DataFrame:
+    """Cached result of named query ``name`` for the current commit state."""
+    if RECORDER is not None:
+        RECORDER.append(QueryRecord(name, dict(params)))
+    root = warehouse_root()
+    frozen = tuple(sorted((k, _freeze(v)) for k, v in params.items()))
+    return _cached(name, frozen, str(root), state_token(root))
+
+
+def clear_caches() -> None:
+    """Forget every cached result (tests and the benchmark)."""
+    st.cache_data.clear()
+
+
+def is_baseline(model: str, method: str | None = None) -> bool:
+    """Baselines are models ``baseline:<name>`` (method ``baseline``)."""
+    return model.startswith(("baseline:", "baseline_")) or method == "baseline"
+
+
+def display_model(model: str) -> str:
+    """``baseline:center_gaussian`` -> ``baseline: center gaussian``."""
+    for prefix in ("baseline:", "baseline_"):
+        if model.startswith(prefix):
+            return "baseline: " + model[len(prefix):].replace("_", " ")
+    return model
+
+
+# --------------------------------------------------------------------------- warehouse
+@dataclass(frozen=True)
+class Sources:
+    """What in the warehouse is synthetic."""
+
+    synthetic: bool = False
+    random_weight_models: tuple[str, ...] = ()
+
+
+def sources() -> Sources:
+    df = query("dash_sources")
+    if df.height == 0:
+        return Sources()
+    row = df.row(0, named=True)
+    return Sources(bool(row["synthetic"]), tuple(row["random_weight_models"] or ()))
+
+
+def catalog_info() -> dict[str, str]:
+    df = query("dash_catalog_info")
+    return dict(zip(df["key"].to_list(), df["value"].to_list(), strict=True))
+
+
+def protocols() -> pl.DataFrame:
+    """Metric protocols, the one with most summaries first."""
+    return query("dash_protocols")
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """One metric: how to label it and which way is better."""
+
+    name: str
+    label: str
+    direction: str  # higher | lower | info
+    threshold_free: bool
+    reference: str = ""
+    description: str = ""
+    percentiles: tuple[int, ...] = field(default_factory=tuple)
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.direction == "lower"
+
+    @property
+    def arrow(self) -> str:
+        return {"higher": "↑", "lower": "↓"}.get(self.direction, "·")
+
+    def title(self, percentile: int | None = None) -> str:
+        label = self.label.replace("@p", f"@{percentile}") if percentile else self.label
+        return f"{label} {self.arrow}"
+
+
+def metric_infos(protocol: str | None) -> dict[str, MetricInfo]:
+    """Metrics with summaries (in catalogue order), merged with the metric catalogue."""
+    cat = {r["metric"]: r for r in query("dash_metric_catalogue").iter_rows(named=True)}
+    avail = (query("dash_metrics_available", protocol=protocol) if protocol
+             else pl.DataFrame({"metric": [], "percentiles": []}))
+    pcts = {r["metric"]: tuple(int(p) for p in r["percentiles"] or ())
+            for r in avail.iter_rows(named=True)}
+    names = [m for m in FALLBACK_METRICS if m in pcts] + sorted(
+        m for m in pcts if m not in FALLBACK_METRICS)
+    out: dict[str, MetricInfo] = {}
+    for m in names:
+        label, direction, tf = FALLBACK_METRICS.get(m, (m, "higher", not pcts.get(m)))
+        row = cat.get(m)
+        if row is not None:
+            label = row["label"] or label
+            direction = row["direction"] or direction
+            tf = bool(row["threshold_free"]) if row["threshold_free"] is not None else tf
+        out[m] = MetricInfo(m, label, direction, tf and not pcts.get(m),
+                            (row or {}).get("reference") or "",
+                            (row or {}).get("description") or "", pcts.get(m, ()))
+    return out
+
+
+def warehouse_summary() -> pl.DataFrame:
+    return query("dash_warehouse_summary")
+
+
+def runs() -> pl.DataFrame:
+    return query("dash_runs")
+
+
+def ingest_errors() -> pl.DataFrame:
+    return query("dash_ingest_errors")
+
+
+# --------------------------------------------------------------------------- annotations
+def gallery() -> pl.DataFrame:
+    """Every annotated image with styles, features and file (one row per image)."""
+    return query("dash_gallery")
+
+
+def image_boxes(image_id: str) -> pl.DataFrame:
+    return query("dash_image_boxes", image=image_id)
+
+
+def image_file(row: Mapping[str, Any]) -> Path | None:
+    """Absolute path of an image row's file (None when the image has no file)."""
+    if not row.get("has_file") or not row.get("path"):
+        return None
+    p = Path(row["path"])
+    if not p.is_absolute():
+        p = Path(row.get("image_root") or "") / p
+    return p
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _load_photo(path: str, mtime_ns: int, max_side: int) -> np.ndarray:
+    del mtime_ns
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        scale = min(1.0, max_side / max(im.size))
+        if scale < 1.0:
+            im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
+                           Image.Resampling.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
+
+
+def photo(row: Mapping[str, Any], max_side: int = 768) -> np.ndarray | None:
+    """The image as RGB, longer side at most ``max_side`` (None if its file is missing)."""
+    p = image_file(row)
+    if p is None:
+        return None
+    try:
+        mtime = p.stat().st_mtime_ns
+    except OSError:
+        return None
+    try:
+        return _load_photo(str(p), mtime, max_side)
+    except OSError:
+        return None
+
+
+# --------------------------------------------------------------------------- maps
+def map_sources() -> pl.DataFrame:
+    return query("dash_map_sources")
+
+
+def map_index(image_id: str) -> pl.DataFrame:
+    """(model, variant, method, layer, head, grid) of every map of one image."""
+    return query("dash_map_index", image=image_id)
+
+
+def attention_grid(model: str, variant: str, method: str, layer: int, head: int,
+                   image_id: str) -> np.ndarray | None:
+    """One stored map as a (grid_h, grid_w) array, or None when it is not there."""
+    df = query("dash_attention_map", model=model, variant=variant, method=method,
+               layer=int(layer), head=int(head), image=image_id)
+    if df.height == 0:
+        return None
+    row = df.row(0, named=True)
+    gh, gw = int(row["grid_h"]), int(row["grid_w"])
+    values = np.asarray(row["values"], dtype=np.float64)
+    if values.size != gh * gw:
+        raise DataUnavailable(f"the stored map has {values.size} values, not {gh}x{gw}; run "
+                              f"`ssl-wc check`")
+    return values.reshape(gh, gw)
+
+
+def model_defaults() -> dict[str, str]:
+    df = query("dash_model_defaults")
+    return dict(zip(df["model"].to_list(), df["default_method"].to_list(), strict=True))
+
+
+# --------------------------------------------------------------------------- metrics
+def image_metric_long(model: str, variant: str, method: str, head: int, image_id: str,
+                      protocol: str) -> pl.DataFrame:
+    """Every metric of one image (union and each box) at every layer."""
+    return query("dash_image_metric_long", model=model, variant=variant, method=method,
+                 head=int(head), image=image_id, protocol=protocol)
+
+
+def layer_means(model: str, variant: str, method: str, head: int,
+                protocol: str) -> pl.DataFrame:
+    """Dataset mean and CI of every metric at every layer for one map source."""
+    return query("dash_map_layer_means", model=model, variant=variant, method=method,
+                 head=int(head), protocol=protocol)
+
+
+def progression(metric: str, percentile: int | None, protocol: str,
+                head: int = -1) -> pl.DataFrame:
+    """Per-layer mean and CI of one metric for every model, variant and method."""
+    return query("dash_progression", metric=metric, percentile=percentile, protocol=protocol,
+                 head=int(head))
+
+
+def _metric_params(metric: str, percentile: int | None) -> dict[str, Any]:
+    return {"metric": metric, "percentile": percentile if metric in PCT_METRICS else None}
+
+
+def style_breakdown(model: str, variant: str, method: str, layer: int, metric: str,
+                    percentile: int | None, protocol: str, head: int = -1) -> pl.DataFrame:
+    return query("dash_style_breakdown", model=model, variant=variant, method=method,
+                 layer=int(layer), head=int(head), protocol=protocol,
+                 **_metric_params(metric, percentile))
+
+
+def feature_breakdown(model: str, variant: str, method: str, layer: int, metric: str,
+                      percentile: int | None, protocol: str, head: int = -1) -> pl.DataFrame:
+    return query("dash_feature_breakdown", model=model, variant=variant, method=method,
+                 layer=int(layer), head=int(head), protocol=protocol,
+                 **_metric_params(metric, percentile))
+
+
+def head_ranking(model: str, variant: str, method: str, metric: str, percentile: int | None,
+                 protocol: str, lower_is_better: bool) -> pl.DataFrame:
+    return query("dash_head_ranking", model=model, variant=variant, method=method,
+                 protocol=protocol, lower=bool(lower_is_better),
+                 **_metric_params(metric, percentile))
+
+
+def head_feature_matrix(model: str, variant: str, method: str, layer: int, metric: str,
+                        percentile: int | None, protocol: str) -> pl.DataFrame:
+    return query("dash_head_feature_matrix", model=model, variant=variant, method=method,
+                 layer=int(layer), protocol=protocol, **_metric_params(metric, percentile))
+
+
+# --------------------------------------------------------------------------- SQL page
+def relations() -> pl.DataFrame:
+    """Views and tables people may query, with their columns."""
+    return query("dash_relations")
+
+
+@dataclass
+class UserQueryResult:
+    """A read-only query typed on the SQL page."""
+
+    frame: pl.DataFrame
+    truncated: bool
+    seconds: float
+
+
+def run_user_sql(sql: str, *, limit: int = 10_000, timeout_s: float = 30.0) -> UserQueryResult:
+    """Check and run ``sql`` on a sandboxed connection (no writes, files or settings).
+
+    Raises :class:`ssl_wc.sqlguard.QueryRefused` with the reason for anything else, and
+    :class:`DataUnavailable` when the query fails or runs past ``timeout_s``.
+    """
+    if RECORDER is not None:
+        RECORDER.append(QueryRecord("<sql page>", {"sql": sql}))
+    root = warehouse_root()
+    if not WarehousePaths(root).exists():
+        raise NoWarehouse(f"no warehouse at {root}: {DEMO_HINT}")
+    con = open_sandboxed(root)
+    timer = threading.Timer(timeout_s, con.interrupt)
+    t0 = time.monotonic()
+    try:
+        check_statements(con, sql)
+        statements = con.extract_statements(sql)
+        timer.start()
+        rel = None
+        for stmt in statements:
+            rel = con.sql(stmt.query)
+        if rel is None:
+            raise QueryRefused("the query returned no result")
+        df = rel.limit(limit + 1).pl()
+    except QueryRefused:
+        raise
+    except duckdb.InterruptException:
+        raise DataUnavailable(f"the query ran past {timeout_s:.0f} s and was stopped") from None
+    except duckdb.Error as exc:
+        raise DataUnavailable(str(exc).strip()) from None
+    finally:
+        timer.cancel()
+        con.close()
+    return UserQueryResult(df.head(limit), df.height > limit, time.monotonic() - t0)
+
+
+# --------------------------------------------------------------------------- helpers
+def describe_protocol(protocol_json: str | None) -> str:
+    """A one-line summary of a metric protocol's JSON."""
+    if not protocol_json:
+        return ""
+    try:
+        obj = json.loads(protocol_json)
+    except ValueError:
+        return protocol_json[:80]
+    if not isinstance(obj, dict):
+        return str(obj)[:80]
+    return ", ".join(f"{k}={v}" for k, v in list(obj.items())[:6])
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    """Run ``fn`` and return (result, seconds)."""
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def env_warehouse_hint() -> str:
+    """Where the warehouse comes from, for messages."""
+    return "SSL_WC_WAREHOUSE" if os.environ.get("SSL_WC_WAREHOUSE") else "./warehouse"

@@ -1,0 +1,259 @@
+"""Plotly figures shared by the pages (overlays, progressions, rankings).
+
+Every figure carries ``layout.meta = {"chart": <name>}`` so tests can find it in the
+page. Metric axes use three decimals: real IoU values are around 0.05 to 0.13.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+import polars as pl
+
+from dashboards import heatmap
+
+BOX_COLOR = "#00e5ff"
+BOX_SELECTED = "#ffea00"
+BASELINE_COLOR = "#7f7f7f"
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+           "#17becf", "#bcbd22", "#393b79", "#637939", "#8c6d31")
+
+
+def model_colors(models: Sequence[str]) -> dict[str, str]:
+    """A stable colour per model (sorted names), grey for baselines."""
+    out: dict[str, str] = {}
+    i = 0
+    for m in sorted(set(models)):
+        if m.startswith(("baseline:", "baseline_")):
+            out[m] = BASELINE_COLOR
+        else:
+            out[m] = PALETTE[i % len(PALETTE)]
+            i += 1
+    return out
+
+
+def rgba(hex_color: str, alpha: float) -> str:
+    c = hex_color.lstrip("#")
+    r, g, b = int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+@dataclass(frozen=True)
+class BoxShape:
+    """One expert box for drawing: clamped fractions and hover text."""
+
+    index: int
+    left: float
+    top: float
+    width: float
+    height: float
+    hover: str
+    label: str
+
+
+def _image_axes(fig: go.Figure, width: int, height: int, fig_height: int) -> None:
+    fig.update_xaxes(visible=False, range=[0, width], constrain="domain")
+    fig.update_yaxes(visible=False, range=[height, 0], scaleanchor="x", constrain="domain")
+    fig.update_layout(margin={"l": 0, "r": 0, "t": 30, "b": 0}, height=fig_height,
+                      plot_bgcolor="rgba(0,0,0,0)", dragmode=False, hovermode="closest")
+
+
+def overlay_figure(photo: np.ndarray, grid: np.ndarray | None, *, cmap: str, opacity: float,
+                   percentile: float | None, boxes: Sequence[BoxShape] = (),
+                   selected_box: int | None = None, title: str = "",
+                   name: str = "overlay", fig_height: int = 560) -> go.Figure:
+    """The photo with the upsampled heatmap blended in, the top-k outline and the boxes.
+
+    The blend is drawn in numpy (one picture); a transparent heatmap trace of the patch
+    grid on top gives the colour bar and the per-patch hover values.
+    """
+    h, w = photo.shape[:2]
+    heat = heatmap.display_heat(grid, h, w) if grid is not None else None
+    region = (heatmap.eval_region(grid, percentile)
+              if grid is not None and percentile is not None else None)
+    picture = heatmap.overlay(photo, heat, cmap=cmap, opacity=opacity, region=region)
+    fig = go.Figure()
+    fig.add_trace(go.Image(source=heatmap.to_data_uri(picture), x0=0, y0=0, dx=1, dy=1,
+                           hoverinfo="skip", name="image"))
+    if grid is not None:
+        gh, gw = grid.shape
+        fig.add_trace(go.Heatmap(
+            z=heatmap.normalise(grid), x0=w / (2 * gw), dx=w / gw, y0=h / (2 * gh), dy=h / gh,
+            zmin=0.0, zmax=1.0, colorscale=heatmap.plotly_colorscale(cmap), opacity=0.0,
+            name="attention", showscale=True,
+            colorbar={"title": {"text": "attention<br>(min-max)"}, "thickness": 12,
+                      "len": 0.6},
+            hovertemplate="patch row %{y:.0f}, col %{x:.0f}<br>attention %{z:.3f}"
+                          "<extra></extra>"))
+    _add_boxes(fig, boxes, w, h, selected_box)
+    _image_axes(fig, w, h, fig_height)
+    fig.update_layout(title={"text": title, "font": {"size": 14}}, meta={"chart": name},
+                      showlegend=False)
+    return fig
+
+
+def _add_boxes(fig: go.Figure, boxes: Sequence[BoxShape], w: int, h: int,
+               selected: int | None) -> None:
+    if not boxes:
+        return
+    for b in boxes:
+        x0, y0 = b.left * w, b.top * h
+        x1, y1 = (b.left + b.width) * w, (b.top + b.height) * h
+        sel = selected is not None and b.index == selected
+        fig.add_trace(go.Scatter(
+            x=[x0, x1, x1, x0, x0], y=[y0, y0, y1, y1, y0], mode="lines", fill="toself",
+            fillcolor="rgba(255,255,255,0.03)", hoveron="fills",
+            line={"color": BOX_SELECTED if sel else BOX_COLOR, "width": 4 if sel else 2},
+            hovertemplate=b.hover + "<extra></extra>", name=b.label, showlegend=False))
+    fig.add_trace(go.Scatter(
+        x=[b.left * w for b in boxes], y=[b.top * h for b in boxes], mode="markers+text",
+        text=[f"#{b.index}" for b in boxes], textposition="top right",
+        textfont={"color": "white", "size": 12},
+        marker={"size": 11, "color": [BOX_SELECTED if b.index == selected else BOX_COLOR
+                                      for b in boxes], "line": {"color": "black", "width": 1}},
+        customdata=[b.index for b in boxes], hovertemplate=[b.hover + "<extra></extra>"
+                                                            for b in boxes],
+        name="boxes", showlegend=False))
+
+
+def difference_figure(photo: np.ndarray, diff: np.ndarray, *, title: str, gain_label: str,
+                      loss_label: str, boxes: Sequence[BoxShape] = (),
+                      name: str = "difference", fig_height: int = 560) -> go.Figure:
+    """A signed difference map (already normalised maps, a - b) over a dimmed photo.
+
+    Red is where the first map is higher (the gain), blue where it is lower.
+    """
+    h, w = photo.shape[:2]
+    grey = photo.mean(axis=2, keepdims=True).repeat(3, axis=2)
+    fig = go.Figure()
+    fig.add_trace(go.Image(source=heatmap.to_data_uri(heatmap.overlay(grey, None, dim=0.35)),
+                           x0=0, y0=0, dx=1, dy=1, hoverinfo="skip", name="image"))
+    dh, dw = diff.shape
+    lim = float(max(np.abs(diff).max(), 1e-6))
+    fig.add_trace(go.Heatmap(
+        z=diff.astype(np.float32), x0=w / (2 * dw), dx=w / dw, y0=h / (2 * dh), dy=h / dh,
+        zmin=-lim, zmax=lim, zmid=0.0, colorscale=heatmap.plotly_colorscale("diverging"),
+        opacity=0.7, zsmooth="best", name="difference",
+        colorbar={"title": {"text": "difference"}, "thickness": 12, "len": 0.75,
+                  "tickvals": [-lim, 0.0, lim],
+                  "ticktext": [f"−{lim:.2f} {loss_label}", "0 same", f"+{lim:.2f} {gain_label}"]},
+        hovertemplate="difference %{z:+.3f}<extra></extra>"))
+    _add_boxes(fig, boxes, w, h, None)
+    _image_axes(fig, w, h, fig_height)
+    fig.update_layout(title={"text": title, "font": {"size": 14}}, meta={"chart": name},
+                      showlegend=False)
+    return fig
+
+
+def metric_axis(fig: go.Figure, title: str, axis: str = "y") -> None:
+    """Three-decimal ticks for a metric axis."""
+    kw: dict[str, Any] = {"title": {"text": title}, "tickformat": ".3f",
+                          "zeroline": False}
+    if axis == "y":
+        fig.update_yaxes(**kw)
+    else:
+        fig.update_xaxes(**kw)
+
+
+def progression_figure(lines: Mapping[str, pl.DataFrame], *, title: str, y_title: str,
+                       colors: Mapping[str, str], baselines: Mapping[str, float] | None = None,
+                       current_layer: int | None = None, bands: bool = True,
+                       name: str = "progression", height: int = 420) -> go.Figure:
+    """One line per key over layers (columns layer, mean[, ci_low, ci_high]).
+
+    CI bands are drawn where the frame has ``ci_low``/``ci_high``; baselines are dashed
+    horizontal reference lines.
+    """
+    fig = go.Figure()
+    layers_all: list[int] = []
+    for label, df in lines.items():
+        if df.height == 0:
+            continue
+        df = df.sort("layer")
+        x = df["layer"].to_list()
+        layers_all += x
+        color = colors.get(label, PALETTE[0])
+        if bands and {"ci_low", "ci_high"} <= set(df.columns) and \
+                df["ci_low"].null_count() < df.height:
+            lo, hi = df["ci_low"].to_list(), df["ci_high"].to_list()
+            fig.add_trace(go.Scatter(x=x + x[::-1], y=hi + lo[::-1], fill="toself",
+                                     fillcolor=rgba(color, 0.15), line={"width": 0},
+                                     hoverinfo="skip", showlegend=False, name=f"{label} CI"))
+        fig.add_trace(go.Scatter(x=x, y=df["mean"].to_list(), mode="lines+markers",
+                                 name=label, line={"color": color, "width": 2},
+                                 hovertemplate=f"{label}<br>layer %{{x}}<br>%{{y:.3f}}"
+                                               "<extra></extra>"))
+    if baselines:
+        x0 = min(layers_all) if layers_all else 0
+        x1 = max(layers_all) if layers_all else 1
+        for label, value in baselines.items():
+            if value is None:
+                continue
+            fig.add_trace(go.Scatter(x=[x0, x1], y=[value, value], mode="lines",
+                                     line={"color": BASELINE_COLOR, "dash": "dash", "width": 1.5},
+                                     name=label, hovertemplate=f"{label}: %{{y:.3f}}"
+                                                               "<extra></extra>"))
+    if current_layer is not None:
+        fig.add_vline(x=current_layer, line={"color": "#999", "dash": "dot", "width": 1})
+    fig.update_xaxes(title={"text": "layer"}, dtick=1 if len(set(layers_all)) <= 24 else None)
+    metric_axis(fig, y_title)
+    fig.update_layout(title={"text": title, "font": {"size": 14}}, height=height,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, meta={"chart": name},
+                      legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def ranking_figure(table: pl.DataFrame, *, title: str, x_title: str,
+                   colors: Mapping[str, str], baselines: Mapping[str, float] | None = None,
+                   name: str = "ranking") -> go.Figure:
+    """Models as dots with 95 % CI whiskers (best first, top), baselines as dashed lines.
+
+    ``table`` has columns label, model, mean, ci_low, ci_high (already ranked).
+    """
+    labels = table["label"].to_list()
+    mean = np.asarray(table["mean"].to_list(), dtype=float)
+    lo = np.asarray(table["ci_low"].fill_null(float("nan")).to_list(), dtype=float)
+    hi = np.asarray(table["ci_high"].fill_null(float("nan")).to_list(), dtype=float)
+    fig = go.Figure(go.Scatter(
+        x=mean, y=labels, mode="markers+text", text=[f"{v:.3f}" for v in mean],
+        textposition="top center",
+        marker={"size": 12, "color": [colors.get(m, PALETTE[0])
+                                      for m in table["model"].to_list()]},
+        error_x={"type": "data", "symmetric": False, "array": np.nan_to_num(hi - mean),
+                 "arrayminus": np.nan_to_num(mean - lo), "thickness": 1.5, "width": 6},
+        hovertemplate="%{y}<br>%{x:.4f}<extra></extra>", name="models", showlegend=False))
+    for label, value in (baselines or {}).items():
+        fig.add_vline(x=value, line={"color": BASELINE_COLOR, "dash": "dash", "width": 1.5},
+                      annotation={"text": label, "textangle": -90, "font": {"size": 10},
+                                  "yanchor": "top"}, annotation_position="top")
+    fig.update_yaxes(autorange="reversed", title=None)
+    metric_axis(fig, x_title, axis="x")
+    fig.update_layout(title={"text": title, "font": {"size": 14}},
+                      height=max(260, 60 + 46 * len(labels)),
+                      margin={"l": 10, "r": 10, "t": 80, "b": 10}, meta={"chart": name})
+    return fig
+
+
+def matrix_figure(z: np.ndarray, x: Sequence[Any], y: Sequence[Any], *, title: str,
+                  x_title: str, y_title: str, colorbar: str, reverse: bool = False,
+                  text: np.ndarray | None = None, name: str = "matrix",
+                  height: int | None = None) -> go.Figure:
+    """A labelled heatmap with values written in the cells (three decimals)."""
+    cells = text if text is not None else np.vectorize(
+        lambda v: "" if v != v else f"{v:.3f}")(z.astype(float))
+    fig = go.Figure(go.Heatmap(
+        z=z, x=[str(v) for v in x], y=[str(v) for v in y], text=cells,
+        texttemplate="%{text}", textfont={"size": 10},
+        colorscale="Viridis", reversescale=reverse, colorbar={"title": {"text": colorbar}},
+        hovertemplate=f"{y_title} %{{y}}<br>{x_title} %{{x}}<br>%{{z:.4f}}<extra></extra>",
+        hoverongaps=False))
+    fig.update_xaxes(title={"text": x_title}, type="category")
+    fig.update_yaxes(title={"text": y_title}, type="category", autorange="reversed")
+    fig.update_layout(title={"text": title, "font": {"size": 14}},
+                      height=height or max(300, 80 + 28 * len(y)),
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, meta={"chart": name})
+    return fig

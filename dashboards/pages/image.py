@@ -1,0 +1,266 @@
+"""Image: one image with a model's attention heatmap, the expert boxes and its metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+import streamlit as st
+
+from dashboards import data, figures, heatmap, ui
+
+PERCENTILES = (50, 60, 70, 75, 80, 85, 90, 95)
+#: metrics shown as tiles (in order); IoU family at the chosen percentile
+TILE_METRICS = ("iou", "coverage", "pointing_t15", "mse", "kl", "emd")
+CHART_KEY = "image_chart"
+
+
+def box_shapes(boxes: pl.DataFrame) -> list[figures.BoxShape]:
+    """Boxes with hover text: feature name, its ontology ancestors, area."""
+    out = []
+    for b in boxes.iter_rows(named=True):
+        anc = ", ".join(b["ancestors"] or []) or "none (a root feature)"
+        hover = (f"<b>#{b['box_index']} {b['feature_name']}</b><br>ancestors: {anc}"
+                 f"<br>area {100 * (b['area_c'] or 0):.2f} % of the image"
+                 + ("<br>clamped to the image" if b["was_clamped"] else ""))
+        out.append(figures.BoxShape(int(b["box_index"]), float(b["left_c"]), float(b["top_c"]),
+                                    float(b["width_c"]), float(b["height_c"]), hover,
+                                    str(b["feature_name"])))
+    return out
+
+
+def heads_in_order(heads: list[int]) -> list[int]:
+    """Fused heads first (mean, max, min), then single heads in order."""
+    return sorted(set(heads), key=lambda h: (0, -h) if h < 0 else (1, h))
+
+
+def photo_or_placeholder(row: dict[str, Any], max_side: int = 768) -> tuple[np.ndarray, bool]:
+    """The image, or a grey canvas of its size when the file is missing."""
+    pic = data.photo(row, max_side=max_side)
+    if pic is not None:
+        return pic, True
+    w, h = int(row.get("width") or 640), int(row.get("height") or 480)
+    w, h = heatmap.fit_size(w, h, max_side)
+    return heatmap.placeholder(w, h), False
+
+
+def target_values(ml: pl.DataFrame, box: int, layer: int | None = None) -> pl.DataFrame:
+    """Rows of the long metrics for the union (box -1) or one box, optionally one layer."""
+    target = "image" if box < 0 else "box"
+    out = ml.filter((pl.col("target") == target) & (pl.col("box_index") == box))
+    if layer is not None:
+        out = out.filter(pl.col("layer") == layer)
+    return out
+
+
+def metric_value(rows: pl.DataFrame, metric: str, percentile: int | None) -> float | None:
+    """The value of one metric in rows of one layer (percentile for the IoU family)."""
+    sel = rows.filter(pl.col("metric") == metric)
+    if metric in data.PCT_METRICS:
+        sel = sel.filter(pl.col("percentile") == percentile)
+    if sel.height == 0:
+        return None
+    v = sel["value"][0]
+    return None if v is None else float(v)
+
+
+def _on_chart_select() -> None:
+    """A click on a box label picks that box as the metrics target."""
+    state = st.session_state.get(CHART_KEY)
+    try:
+        points = state["selection"]["points"]  # type: ignore[index]
+    except (KeyError, TypeError):
+        return
+    for p in points:
+        custom = p.get("customdata")
+        if custom is not None:
+            idx = custom[0] if isinstance(custom, list) else custom
+            ui.set_control("box", int(idx))
+            return
+
+
+def render() -> None:
+    ui.page("Image", "Where a model looks on one image, against the expert boxes.")
+    gal = data.gallery()
+    if gal.height == 0:
+        ui.missing("No annotated images in the warehouse yet",
+                   "ssl-wc ingest annotations building_parts.json")
+        return
+    side = st.sidebar
+    ids = gal["image_id"].to_list()
+    image_id = ui.select("Image", ids, "image", where=side)
+    assert image_id is not None
+    row = gal.filter(pl.col("image_id") == image_id).row(0, named=True)
+    boxes = data.image_boxes(image_id)
+    shapes = box_shapes(boxes)
+    pic, has_file = photo_or_placeholder(row)
+    styles = ", ".join(row["style_names"] or []) or "no style"
+    st.markdown(f"**{image_id}** · {styles} · {boxes.height} expert boxes")
+    if not has_file:
+        ui.missing(f"No image file for {image_id} (drawn on a grey canvas)",
+                   "ssl-wc ingest images <folder of WikiChurches images>")
+
+    idx = data.map_index(image_id)
+    if idx.height == 0:
+        ui.missing(f"No attention maps for {image_id} yet",
+                   "ssl-wc ingest attention (then `ssl-wc metrics` for the scores)")
+        st.plotly_chart(figures.overlay_figure(pic, None, cmap="inferno", opacity=0.0,
+                                               percentile=None, boxes=shapes, name="overlay"),
+                        width="stretch", config=ui.chart_config())
+        return
+
+    models = sorted(idx["model"].unique().to_list())
+    model = ui.select("Model", models, "model", where=side, format_func=ui.model_label)
+    assert model is not None
+    mine = idx.filter(pl.col("model") == model)
+    variants = sorted(mine["variant"].unique().to_list(), key=lambda v: (v != "frozen", v))
+    variant = ui.select("Variant", variants, "variant", where=side, default="frozen",
+                        help="frozen = the pretrained backbone; others are fine-tuned")
+    assert variant is not None
+    defaults = data.model_defaults()
+    have = set(mine.filter(pl.col("variant") == variant)["method"].unique().to_list())
+    srcs = data.map_sources()
+    configured = srcs.filter(pl.col("model") == model)["methods"].to_list()
+    methods = sorted(set(idx["method"].unique().to_list())
+                     | {m for lst in configured for m in (lst or [])})
+    method = ui.select("Method", methods, "method", where=side,
+                       default=defaults.get(model) if defaults.get(model) in have else None,
+                       format_func=lambda m: m if m in have else f"{m} (no maps)",
+                       help="cls: CLS-token attention; rollout: attention rollout; "
+                            "map: SigLIP's pooling-probe attention; mean: attention received")
+    assert method is not None
+    sub = mine.filter((pl.col("variant") == variant) & (pl.col("method") == method))
+    if sub.height == 0:
+        ui.missing(f"No {method} maps for {ui.model_label(model, variant)} on this image",
+                   f"ssl-wc ingest attention --models {model} --methods {method}")
+        st.plotly_chart(figures.overlay_figure(pic, None, cmap="inferno", opacity=0.0,
+                                               percentile=None, boxes=shapes, name="overlay"),
+                        width="stretch", config=ui.chart_config())
+        return
+    layers = sorted(sub["layer"].unique().to_list())
+    layer = ui.select_slider("Layer", layers, "layer", default=layers[-1], where=side)
+    assert layer is not None
+    heads = heads_in_order(sub.filter(pl.col("layer") == layer)["head"].to_list())
+    head = ui.select("Heads", heads, "head", default=-1 if -1 in heads else heads[0],
+                     where=side, format_func=ui.head_label)
+    assert head is not None
+    pct = ui.select_slider("Percentile (top-k region, IoU)", list(PERCENTILES), "pct",
+                           default=90, where=side, format_func=lambda p: f"top {100 - p} %")
+    side.divider()
+    cmap = ui.select("Colour map", list(heatmap.COLORMAPS), "cmap", default="inferno",
+                     where=side)
+    opacity = ui.slider("Heatmap opacity", 0.0, 1.0, "opacity", default=0.55, step=0.05,
+                        where=side)
+    show_boxes = ui.toggle("Expert boxes", "boxes", default=True, where=side)
+    show_region = ui.toggle("Top-k region outline", "region", default=True, where=side)
+    box_opts = [-1, *[b.index for b in shapes]]
+    names = {b.index: b.label for b in shapes}
+    box = ui.select("Metrics for", box_opts, "box", default=-1, where=side,
+                    format_func=lambda b: "all boxes (union)" if b < 0 else f"box #{b} "
+                                                                            f"{names.get(b, '')}",
+                    help="Click a box's label on the picture to choose it.")
+    box = -1 if box is None else int(box)
+
+    grid = data.attention_grid(model, variant, method, int(layer), int(head), image_id)
+    left, right = st.columns([3, 2])
+    with left:
+        title = (f"{ui.model_label(model, variant)} · {method} · layer {layer} · "
+                 f"{ui.head_label(int(head))}")
+        fig = figures.overlay_figure(
+            pic, grid, cmap=cmap or "inferno", opacity=opacity,
+            percentile=float(pct) if show_region and pct is not None else None,
+            boxes=shapes if show_boxes else (), selected_box=box if box >= 0 else None,
+            title=title)
+        st.plotly_chart(fig, width="stretch", config=ui.chart_config(), key=CHART_KEY,
+                        on_select=_on_chart_select, selection_mode="points")
+        if grid is not None:
+            gh, gw = grid.shape
+            st.caption(f"Patch grid {gh}x{gw}, upsampled bilinearly (half-pixel centres) and "
+                       f"min-max normalised. Outline: the top {100 - int(pct or 90)} % pixels "
+                       f"at 224x224, the region IoU@{pct} scores.")
+    with right:
+        _metrics_panel(model, variant, method, int(layer), int(head), image_id, box,
+                       int(pct or 90), boxes)
+
+
+def _metrics_panel(model: str, variant: str, method: str, layer: int, head: int,
+                   image_id: str, box: int, pct: int, boxes: pl.DataFrame) -> None:
+    protocol = ui.protocol_choice()
+    if protocol is None:
+        ui.missing("No metrics in the warehouse yet", "ssl-wc metrics")
+        return
+    ml = data.image_metric_long(model, variant, method, head, image_id, protocol)
+    if ml.height == 0:
+        ui.missing("No metrics for this map yet", "ssl-wc metrics")
+        return
+    infos = data.metric_infos(protocol)
+    target = "all boxes (union)" if box < 0 else (
+        f"box #{box} " + str(boxes.filter(pl.col("box_index") == box)["feature_name"][0])
+        if box in boxes["box_index"].to_list() else f"box #{box}")
+    st.subheader(f"Metrics · {target}")
+    rows = target_values(ml, box, layer)
+    if rows.height == 0:
+        ui.missing(f"No metrics for {target} at layer {layer}", "ssl-wc metrics")
+        return
+    means = data.layer_means(model, variant, method, head, protocol) if head < 0 else None
+    tiles = st.columns(3)
+    for i, m in enumerate(TILE_METRICS):
+        info = infos.get(m) or data.MetricInfo(m, data.FALLBACK_METRICS.get(
+            m, (m, "higher", True))[0], data.FALLBACK_METRICS.get(m, (m, "higher", True))[1],
+            True)
+        value = metric_value(rows, m, pct)
+        delta = None
+        if means is not None and box < 0 and value is not None:
+            ref = means.filter((pl.col("metric") == m) & (pl.col("layer") == layer))
+            if m in data.PCT_METRICS:
+                ref = ref.filter(pl.col("percentile") == pct)
+            if ref.height and ref["mean"][0] is not None:
+                delta = f"{value - float(ref['mean'][0]):+.3f} vs mean"
+        tiles[i % 3].metric(info.title(pct), ui.fmt(value), delta=delta,
+                            delta_color="inverse" if info.lower_is_better else "normal",
+                            help=info.description or None)
+    if means is not None and box < 0:
+        st.caption("Deltas: this image minus the mean over all images at this layer.")
+    _progression(ml, infos, model, variant, method, layer, head, box, pct, means)
+    with st.expander("All metrics at this layer"):
+        table = rows.with_columns(
+            pl.col("metric").replace_strict(
+                {k: v.title() for k, v in infos.items()}, default=pl.col("metric"))
+            .alias("label"))
+        st.dataframe(table.select("label", "percentile", "value"), hide_index=True,
+                     width="stretch", column_config={
+                         "value": st.column_config.NumberColumn(format="%.4f")})
+
+
+def _progression(ml: pl.DataFrame, infos: dict[str, data.MetricInfo], model: str,
+                 variant: str, method: str, layer: int, head: int, box: int, pct: int,
+                 means: pl.DataFrame | None) -> None:
+    options = [m for m in infos if m in set(ml["metric"].unique().to_list())]
+    if not options:
+        return
+    metric = ui.select("Layer progression of", options, "metric", default="iou",
+                       format_func=lambda m: infos[m].title(pct if m in data.PCT_METRICS
+                                                            else None))
+    assert metric is not None
+    info = infos[metric]
+    sel = target_values(ml, box).filter(pl.col("metric") == metric)
+    if metric in data.PCT_METRICS:
+        sel = sel.filter(pl.col("percentile") == pct)
+    lines = {"this image": sel.select("layer", pl.col("value").alias("mean"))}
+    colors = {"this image": figures.PALETTE[0], "mean over images": figures.BASELINE_COLOR}
+    if means is not None and box < 0:
+        ref = means.filter(pl.col("metric") == metric)
+        if metric in data.PCT_METRICS:
+            ref = ref.filter(pl.col("percentile") == pct)
+        if ref.height:
+            lines["mean over images"] = ref.select("layer", "mean", "ci_low", "ci_high")
+    title = info.title(pct if metric in data.PCT_METRICS else None)
+    fig = figures.progression_figure(lines, title=f"{title} by layer", y_title=title,
+                                     colors=colors, current_layer=layer,
+                                     name="image_progression", height=330)
+    st.plotly_chart(fig, width="stretch", config=ui.chart_config())
+
+
+with ui.guard():
+    render()

@@ -1,0 +1,338 @@
+"""``ssl-wc metrics``: score every committed attention map (and the baselines) that is
+not scored yet, and refresh the per-layer summaries with bootstrap CIs.
+
+Units: one per (attention unit, protocol) = model | variant | method | image | protocol.
+A unit is recomputed when its attention unit was recomputed (a newer attention run) or
+with ``force``. Baselines are pseudo-models ``baseline:<name>`` scored through exactly
+the same :func:`ssl_wc.metrics.kernels.score_maps` path (method ``baseline``, layer 0,
+head -1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from ingest.common import JobResult
+from ssl_wc.lake.catalog import read_manifests
+from ssl_wc.lake.runs import Run
+from ssl_wc.metrics import baselines as bl
+from ssl_wc.metrics.kernels import MetricProtocol, score_maps
+from ssl_wc.paths import WarehousePaths
+from ssl_wc.warehouse import ensure_catalog
+
+BASELINES = ("random", "center_gaussian", "saliency_prior", "sobel_edges")
+TF_COLS = ("coverage", "pointing_t0", "pointing_t15", "topk_pointing", "relevance_rank_acc",
+           "annotation_area", "mse", "kl", "emd")
+PCT_COLS = ("iou", "attention_area", "random_iou", "max_iou", "iou_over_max", "corloc")
+CHUNK_MAPS = 4096
+
+
+@dataclass(frozen=True)
+class Target:
+    image_id: str
+    union: np.ndarray  # (k, 4) clamped (left, top, width, height)
+
+
+def load_targets(con: duckdb.DuckDBPyConnection) -> dict[str, np.ndarray]:
+    """Clamped boxes per annotated image, in box_index order."""
+    rows = con.sql("SELECT image_id, box_index, left_c, top_c, width_c, height_c "
+                   "FROM _raw_ann_boxes ORDER BY image_id, box_index").fetchall()
+    out: dict[str, list[list[float]]] = defaultdict(list)
+    for r in rows:
+        out[r[0]].append([r[2], r[3], r[4], r[5]])
+    ids = [r[0] for r in con.sql("SELECT image_id FROM _raw_ann_images").fetchall()]
+    return {i: np.asarray(out.get(i, []), dtype=np.float64).reshape(-1, 4) for i in ids}
+
+
+def _nan_to_none(a: np.ndarray) -> pa.Array:
+    a = np.asarray(a, dtype=np.float64)
+    return pa.array(a, mask=np.isnan(a))
+
+
+def score_rows(keys: dict[str, list[Any]], maps: np.ndarray, boxes: list[np.ndarray],
+               protocol: MetricProtocol, phash: str) -> tuple[pa.Table, pa.Table]:
+    """Score maps against their images' union target and each box alone.
+
+    ``keys`` holds per-map columns model, variant, method, layer, head, image_id,
+    source_run_id. Returns (metrics_map rows, metrics_iou rows).
+    """
+    n = maps.shape[0]
+    # union targets and one row per (map, box)
+    rep = [i for i in range(n) for _ in range(len(boxes[i]))]
+    box_idx = [b for i in range(n) for b in range(len(boxes[i]))]
+    all_maps = np.concatenate([maps, maps[rep]]) if rep else maps
+    targets = list(boxes) + [boxes[i][b:b + 1] for i, b in zip(rep, box_idx, strict=True)]
+    tf, pct = score_maps(all_maps, targets, protocol)
+    src = list(range(n)) + rep
+    m = len(src)
+    base = {k: [v[i] for i in src] for k, v in keys.items()}
+    base["target"] = ["image"] * n + ["box"] * len(rep)
+    base["box_index"] = [-1] * n + box_idx
+    base["protocol_hash"] = [phash] * m
+    mm = pa.table({**base, **{c: _nan_to_none(tf[c]) for c in TF_COLS}})
+    percentiles = list(protocol.percentiles)
+    p = len(percentiles)
+    rows_idx = np.repeat(np.arange(m), p)
+    iou_cols = {k: [v[i] for i in rows_idx] for k, v in base.items()}
+    iou_cols["percentile"] = percentiles * m
+    for c in PCT_COLS:
+        iou_cols[c] = _nan_to_none(np.asarray(pct[c]).reshape(-1))
+    return mm, pa.table(iou_cols)
+
+
+def _unit(model: str, variant: str, method: str, image_id: str, phash: str) -> str:
+    return f"{model}|{variant}|{method}|{image_id}|{phash}"
+
+
+def _scored_sources(wh: WarehousePaths) -> dict[str, str]:
+    """metric unit -> attention run it was computed from (from manifests)."""
+    state = read_manifests(wh)
+    by_run = {m["run_id"]: m for m in state.manifests}
+    out: dict[str, str] = {}
+    for (tbl, unit), rid in state.live.items():
+        if tbl == "metrics_map":
+            out[unit] = by_run[rid].get("summary", {}).get("sources", {}).get(unit, "")
+    return out
+
+
+def materialise_metrics(wh: WarehousePaths, *, baselines: bool = True, strict: bool = False,
+                        protocol: MetricProtocol | None = None, force: bool = False,
+                        echo: Any = None) -> list[JobResult]:
+    """Compute what is missing; then refresh the summaries. Returns one result per part."""
+    protocol = protocol or MetricProtocol()
+    phash = protocol.hash()
+    ensure_catalog(wh)
+    results: list[JobResult] = []
+    con = duckdb.connect(str(wh.catalog), read_only=True)
+    try:
+        targets = load_targets(con)
+        scored = {} if force else _scored_sources(wh)
+        units = con.sql("SELECT DISTINCT model, variant, method, image_id, run_id "
+                        "FROM _raw_attention_maps").fetchall()
+        todo: dict[tuple[str, str, str], list[tuple[str, str]]] = defaultdict(list)
+        skipped = 0
+        for model, variant, method, image_id, rid in units:
+            if image_id not in targets:
+                continue
+            u = _unit(model, variant, method, image_id, phash)
+            if scored.get(u) == rid:
+                skipped += 1
+                continue
+            todo[(model, variant, method)].append((image_id, rid))
+        images = con.sql("SELECT image_id, path, image_root FROM images").fetchall()
+    finally:
+        con.close()
+    t0 = time.monotonic()
+    new = 0
+    if todo:
+        with Run(wh, "metrics", {"protocol": protocol.as_dict(), "force": force}) as run:
+            sources: dict[str, str] = {}
+            run.write("metric_protocols", {"protocol_hash": [phash],
+                                           "protocol_json": [protocol.json()]},
+                      unit_key=phash)
+            con = duckdb.connect(str(wh.catalog), read_only=True)
+            try:
+                for (model, variant, method), items in sorted(todo.items()):
+                    new += _score_source(con, run, model, variant, method, items, targets,
+                                         protocol, phash, sources)
+            finally:
+                con.close()
+            run.commit(sources=sources, n_units=len(sources))
+            results.append(JobResult("metrics", run.status, run.run_id, new=new,
+                                     skipped=skipped, message=f"{new} maps scored",
+                                     seconds=time.monotonic() - t0))
+    else:
+        results.append(JobResult("metrics", "skipped", None, skipped=skipped,
+                                 message="every committed map is already scored"))
+    if baselines:
+        results.append(materialise_baselines(wh, images, targets, protocol, force=force))
+    if any(r.status in ("committed", "partial") for r in results) or force or \
+            not _has_summaries(wh, phash):
+        results.append(materialise_summaries(wh))
+    return results
+
+
+def _score_source(con: duckdb.DuckDBPyConnection, run: Run, model: str, variant: str,
+                  method: str, items: list[tuple[str, str]], targets: dict[str, np.ndarray],
+                  protocol: MetricProtocol, phash: str, sources: dict[str, str]) -> int:
+    """Score one model/variant/method's maps for the listed images, chunk by chunk."""
+    n_done = 0
+    ids = [i for i, _ in items]
+    for start in range(0, len(ids), 64):
+        chunk = ids[start:start + 64]
+        rel = con.sql("SELECT model, variant, method, layer, head, image_id, grid_h, grid_w, "
+                      "\"values\", run_id FROM _raw_attention_maps "
+                      "WHERE model = $m AND variant = $v AND method = $me "
+                      "AND list_contains($ids, image_id) ORDER BY image_id, layer, head",
+                      params={"m": model, "v": variant, "me": method, "ids": chunk})
+        df = rel.pl()
+        if df.height == 0:
+            continue
+        for (gh, gw), grp in df.group_by(["grid_h", "grid_w"]):
+            for s in range(0, grp.height, CHUNK_MAPS):
+                part = grp.slice(s, CHUNK_MAPS)
+                maps = part["values"].list.to_array(int(gh) * int(gw)).to_numpy()
+                maps = maps.reshape(-1, int(gh), int(gw))
+                img = part["image_id"].to_list()
+                keys = {"model": part["model"].to_list(), "variant": part["variant"].to_list(),
+                        "method": part["method"].to_list(), "layer": part["layer"].to_list(),
+                        "head": part["head"].to_list(), "image_id": img,
+                        "source_run_id": part["run_id"].to_list()}
+                mm, mi = score_rows(keys, maps, [targets[i] for i in img], protocol, phash)
+                ukeys_m = [_unit(model, variant, method, i, phash)
+                           for i in mm.column("image_id").to_pylist()]
+                ukeys_i = [_unit(model, variant, method, i, phash)
+                           for i in mi.column("image_id").to_pylist()]
+                run.write("metrics_map", mm, unit_key=ukeys_m, partition={"model": model})
+                run.write("metrics_iou", mi, unit_key=ukeys_i, partition={"model": model})
+                n_done += part.height
+        for i, rid in items:
+            if i in chunk:
+                sources[_unit(model, variant, method, i, phash)] = rid
+    return n_done
+
+
+def _gray(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L"), dtype=np.float64) / 255.0
+
+
+def materialise_baselines(wh: WarehousePaths, images: list[tuple[str, str | None, str | None]],
+                          targets: dict[str, np.ndarray], protocol: MetricProtocol,
+                          *, force: bool = False) -> JobResult:
+    """Score the four baselines per annotated image (unit baseline | image | protocol)."""
+    phash = protocol.hash()
+    state = read_manifests(wh)
+    done = {u for (t, u) in state.live if t == "metrics_map"}
+    h, w = protocol.eval_size
+    todo = [(i, p, r) for i, p, r in images if i in targets and (force or any(
+        _unit(f"baseline:{b}", "frozen", "baseline", i, phash) not in done for b in BASELINES))]
+    if not todo:
+        return JobResult("baselines", "skipped", None, skipped=len(images),
+                         message="baselines already scored")
+    with Run(wh, "baselines", {"protocol": protocol.as_dict(), "baselines": BASELINES}) as run:
+        fixed = {"center_gaussian": bl.center_gaussian((h, w)),
+                 "saliency_prior": bl.saliency_prior((h, w))}
+        for image_id, path, root in todo:
+            boxes = targets[image_id]
+            maps: dict[str, np.ndarray] = dict(fixed)
+            if path is not None:
+                try:
+                    full = Path(root or "") / path if not Path(path).is_absolute() else Path(path)
+                    maps["sobel_edges"] = bl.sobel_edges(_gray(full), (h, w))
+                except OSError as exc:
+                    run.log_error("baselines", image_id, exc)
+            for name, amap in maps.items():
+                keys = {"model": [f"baseline:{name}"], "variant": ["frozen"],
+                        "method": ["baseline"], "layer": [0], "head": [-1],
+                        "image_id": [image_id], "source_run_id": [""]}
+                mm, mi = score_rows(keys, amap[None], [boxes], protocol, phash)
+                _write_baseline(run, name, image_id, phash, mm, mi)
+            mm, mi = _random_rows(image_id, boxes, protocol, phash)
+            _write_baseline(run, "random", image_id, phash, mm, mi)
+        run.commit()
+    return JobResult("baselines", run.status, run.run_id, new=len(todo),
+                     failed=len(run.errors), message=f"{len(todo)} images x {len(BASELINES)} "
+                                                     "baselines")
+
+
+def _write_baseline(run: Run, name: str, image_id: str, phash: str, mm: pa.Table,
+                    mi: pa.Table) -> None:
+    model = f"baseline:{name}"
+    u = _unit(model, "frozen", "baseline", image_id, phash)
+    run.write("metrics_map", mm, unit_key=u, partition={"model": model})
+    run.write("metrics_iou", mi, unit_key=u, partition={"model": model})
+
+
+def _random_rows(image_id: str, boxes: np.ndarray, protocol: MetricProtocol,
+                 phash: str) -> tuple[pa.Table, pa.Table]:
+    """Random baseline: every metric averaged over its seeded trials."""
+    tf, pct = bl.score_random_baseline([image_id], [boxes], protocol)
+    keys = {"model": ["baseline:random"], "variant": ["frozen"], "method": ["baseline"],
+            "layer": [0], "head": [-1], "image_id": [image_id], "source_run_id": [""]}
+    n_box = len(boxes)
+    # per-box rows for the random baseline: score each box alone with the same trials
+    rows_tf: list[dict[str, Any]] = [{**{k: v[0] for k, v in keys.items()}, "target": "image",
+                                      "box_index": -1, "protocol_hash": phash,
+                                      **{c: float(tf[c][0]) for c in TF_COLS}}]
+    rows_pct: list[dict[str, Any]] = []
+    for j, p in enumerate(protocol.percentiles):
+        rows_pct.append({**{k: v[0] for k, v in keys.items()}, "target": "image",
+                         "box_index": -1, "protocol_hash": phash, "percentile": p,
+                         **{c: float(pct[c][0][j]) for c in PCT_COLS}})
+    for b in range(n_box):
+        btf, bpct = bl.score_random_baseline([image_id], [boxes[b:b + 1]], protocol)
+        rows_tf.append({**{k: v[0] for k, v in keys.items()}, "target": "box", "box_index": b,
+                        "protocol_hash": phash, **{c: float(btf[c][0]) for c in TF_COLS}})
+        for j, p in enumerate(protocol.percentiles):
+            rows_pct.append({**{k: v[0] for k, v in keys.items()}, "target": "box",
+                             "box_index": b, "protocol_hash": phash, "percentile": p,
+                             **{c: float(bpct[c][0][j]) for c in PCT_COLS}})
+    mm = pa.Table.from_pylist(rows_tf)
+    mi = pa.Table.from_pylist(rows_pct)
+    mm = mm.set_column(mm.schema.get_field_index("pointing_t0"), "pointing_t0",
+                       _nan_to_none(mm.column("pointing_t0").to_numpy()))
+    return _nan_cols(mm, TF_COLS), _nan_cols(mi, PCT_COLS)
+
+
+def _nan_cols(t: pa.Table, cols: tuple[str, ...]) -> pa.Table:
+    for c in cols:
+        i = t.schema.get_field_index(c)
+        t = t.set_column(i, c, _nan_to_none(np.asarray(t.column(c).to_numpy(
+            zero_copy_only=False), dtype=np.float64)))
+    return t
+
+
+def _has_summaries(wh: WarehousePaths, phash: str) -> bool:
+    return any(t == "metric_summaries" for (t, _u) in read_manifests(wh).live)
+
+
+def materialise_summaries(wh: WarehousePaths, *, resamples: int = 10_000,
+                          seed: int = 0) -> JobResult:
+    """Per model/variant/method/layer/fused head and metric: mean, sd, n, bootstrap CI.
+
+    Percentile bootstrap (Efron & Tibshirani 1993) of the mean over images, 10,000
+    resamples with a fixed seed; a snapshot table (unit ``*``) rebuilt whole.
+    """
+    from ssl_wc.stats.bootstrap import bootstrap_mean_ci_groups
+
+    ensure_catalog(wh)
+    con = duckdb.connect(str(wh.catalog), read_only=True)
+    try:
+        df = con.sql("SELECT model, variant, method, layer, head, protocol_hash, metric, "
+                     "percentile, image_id, value FROM metric_long "
+                     "WHERE target = 'image' AND head < 0 AND value IS NOT NULL "
+                     "ORDER BY ALL").pl()
+    finally:
+        con.close()
+    keys = ["model", "variant", "method", "layer", "head", "protocol_hash", "metric",
+            "percentile"]
+    groups = df.group_by(keys, maintain_order=True).agg(vals=df.columns[-1])
+    with Run(wh, "summaries", {"resamples": resamples, "seed": seed}) as run:
+        if groups.height:
+            vals = [np.asarray(v, dtype=np.float64) for v in groups["vals"].to_list()]
+            mean, sd, lo, hi = bootstrap_mean_ci_groups(vals, resamples=resamples, seed=seed)
+            out = groups.drop("vals").to_arrow()
+            out = out.append_column("n", pa.array([len(v) for v in vals], pa.int32()))
+            for name, arr in (("mean", mean), ("sd", sd), ("ci_low", lo), ("ci_high", hi)):
+                out = out.append_column(name, _nan_to_none(arr))
+            run.write("metric_summaries", out, unit_key="*")
+        run.add_units("metric_summaries", ["*"])
+        run.commit(groups=groups.height)
+    return JobResult("summaries", run.status, run.run_id, new=groups.height,
+                     message=f"{groups.height} summaries")
+
+
+def stable_seed(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")

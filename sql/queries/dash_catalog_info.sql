@@ -1,0 +1,2 @@
+-- Dashboards: catalog metadata (root, commit state, build time).
+SELECT key, value FROM catalog_info

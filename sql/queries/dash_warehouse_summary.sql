@@ -1,0 +1,2 @@
+-- Dashboards (Runs): counts of what the warehouse holds.
+SELECT item, n FROM warehouse_summary

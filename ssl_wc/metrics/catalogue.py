@@ -1,0 +1,212 @@
+"""Metric catalogue: name, label, direction, paper and parameters of every column.
+
+Dashboards label axes and sort leaderboards from this table instead of hard-coding
+"higher is better" (the Quantus habit). ``catalogue_rows()`` gives it as plain dicts so
+it can be written to a warehouse table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from ssl_wc.metrics.protocol import MetricProtocol
+
+Direction = Literal["higher", "lower", "info"]
+
+ZHANG_2016 = (
+    "Zhang, Lin, Brandt, Shen, Sclaroff. Top-down Neural Attention by Excitation "
+    "Backprop. ECCV 2016 (IJCV 2018)."
+)
+WANG_2020 = (
+    "Wang, Wang, Du, Yang, Zhang, Ding, Mardziel, Hu. Score-CAM: Score-Weighted Visual "
+    "Explanations for Convolutional Neural Networks. CVPR Workshops 2020."
+)
+ARRAS_2022 = (
+    "Arras, Osman, Samek. CLEVR-XAI: A benchmark dataset for the ground truth evaluation "
+    "of neural network explanations. Information Fusion 81, 2022."
+)
+DESELAERS_2012 = (
+    "Deselaers, Alexe, Ferrari. Weakly supervised localization and learning with generic "
+    "knowledge. IJCV 100, 2012 (ECCV 2010)."
+)
+RUBNER_2000 = (
+    "Rubner, Tomasi, Guibas. The Earth Mover's Distance as a Metric for Image Retrieval. "
+    "IJCV 40, 2000."
+)
+KULLBACK_1951 = "Kullback, Leibler. On Information and Sufficiency. Ann. Math. Stat. 22, 1951."
+BYLINSKII_2019 = (
+    "Bylinskii, Judd, Oliva, Torralba, Durand. What do different evaluation metrics tell "
+    "us about saliency models? IEEE TPAMI 41, 2019."
+)
+JACCARD_1912 = (
+    "Jaccard. The distribution of the flora in the alpine zone. New Phytologist 11, 1912."
+)
+
+_BASE = ("eval_size",)
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    """One metric column: what it measures and how to read it."""
+
+    name: str
+    label: str
+    direction: Direction
+    reference: str
+    parameters: tuple[str, ...]
+    threshold_free: bool
+    description: str
+
+
+def metric_catalogue(protocol: MetricProtocol | None = None) -> dict[str, MetricInfo]:
+    """Every column of ``score_maps`` (pointing columns follow ``protocol``)."""
+    protocol = protocol or MetricProtocol()
+    items: list[MetricInfo] = [
+        MetricInfo(
+            "coverage",
+            "Coverage (energy pointing game)",
+            "higher",
+            WANG_2020,
+            _BASE,
+            True,
+            "sum(A*G) / sum(A) with A clamped at 0; 0 when sum(A) < 1e-8.",
+        ),
+    ]
+    for t, col in zip(protocol.pointing_tolerances_px, protocol.pointing_columns(), strict=True):
+        items.append(
+            MetricInfo(
+                col,
+                f"Pointing game (t = {int(t)} px)",
+                "higher",
+                ZHANG_2016,
+                (*_BASE, "pointing_tolerances_px"),
+                True,
+                f"1 if a G pixel lies within Euclidean distance {int(t)} px of the argmax "
+                "(first index on ties), else 0; NULL for an empty target.",
+            )
+        )
+    items += [
+        MetricInfo(
+            "topk_pointing",
+            "Top-k pointing",
+            "higher",
+            ZHANG_2016,
+            (*_BASE, "topk_pointing_k"),
+            True,
+            "Fraction of the k largest pixels (k = topk_pointing_k) that lie in G.",
+        ),
+        MetricInfo(
+            "relevance_rank_acc",
+            "Relevance rank accuracy",
+            "higher",
+            ARRAS_2022,
+            _BASE,
+            True,
+            "With K = |G|: fraction of the K largest pixels that lie in G.",
+        ),
+        MetricInfo(
+            "annotation_area",
+            "Annotation area",
+            "info",
+            JACCARD_1912,
+            _BASE,
+            True,
+            "|G| / n: fraction of the image covered by the target.",
+        ),
+        MetricInfo(
+            "mse",
+            "MSE to soft target",
+            "lower",
+            BYLINSKII_2019,
+            _BASE,
+            True,
+            "mean((A - S)^2), both clipped to [0, 1]; S the max of per-box Gaussians.",
+        ),
+        MetricInfo(
+            "kl",
+            "KL(S || A)",
+            "lower",
+            KULLBACK_1951,
+            _BASE,
+            True,
+            "KL divergence of the soft target from the heatmap; both NaN->0, clamped at 0, "
+            "+1e-8 per pixel, normalised to sum 1.",
+        ),
+        MetricInfo(
+            "emd",
+            "Earth mover's distance",
+            "lower",
+            RUBNER_2000,
+            (*_BASE, "emd_grid"),
+            True,
+            "Exact W1 between heatmap and soft target resized to emd_grid^2 cells "
+            "(bilinear, half-pixel, no antialias), Euclidean cost on cell centres in [0,1]^2.",
+        ),
+        MetricInfo(
+            "iou",
+            "IoU@p",
+            "higher",
+            JACCARD_1912,
+            (*_BASE, "percentiles"),
+            False,
+            "Exactly k = max(1, round_half_up(n(100-p)/100)) top pixels (value desc, index "
+            "asc) vs G: |A_k AND G| / (|A_k OR G| + 1e-8).",
+        ),
+        MetricInfo(
+            "attention_area",
+            "Attention area@p",
+            "info",
+            JACCARD_1912,
+            (*_BASE, "percentiles"),
+            False,
+            "|A_k| / n = k / n.",
+        ),
+        MetricInfo(
+            "random_iou",
+            "Random IoU@p",
+            "info",
+            JACCARD_1912,
+            (*_BASE, "percentiles"),
+            False,
+            "Expected IoU of a random selection of the same area: a*g / (a + g - a*g).",
+        ),
+        MetricInfo(
+            "max_iou",
+            "Max IoU@p",
+            "info",
+            JACCARD_1912,
+            (*_BASE, "percentiles"),
+            False,
+            "Best IoU reachable with these areas: min(a, g) / max(a, g).",
+        ),
+        MetricInfo(
+            "iou_over_max",
+            "IoU / max-IoU@p",
+            "higher",
+            JACCARD_1912,
+            (*_BASE, "percentiles"),
+            False,
+            "IoU divided by max-IoU: puts small boxes on a fair scale.",
+        ),
+        MetricInfo(
+            "corloc",
+            "CorLoc@p",
+            "higher",
+            DESELAERS_2012,
+            (*_BASE, "percentiles"),
+            False,
+            "1 if IoU@p >= 0.5 (averaged over images gives CorLoc).",
+        ),
+    ]
+    return {m.name: m for m in items}
+
+
+def catalogue_rows(protocol: MetricProtocol | None = None) -> list[dict[str, Any]]:
+    """The catalogue as a list of plain dicts (parameters as lists), one per metric."""
+    rows = []
+    for info in metric_catalogue(protocol).values():
+        row = asdict(info)
+        row["parameters"] = list(info.parameters)
+        rows.append(row)
+    return rows

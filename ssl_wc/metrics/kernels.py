@@ -1,0 +1,455 @@
+"""Batched alignment metrics for many patch-grid maps at once: :func:`score_maps`.
+
+Definitions (``/work/shared/brief/metrics.md``; A the heatmap, G the target mask,
+S the soft target, n = H*W pixels, k_p = max(1, round_half_up(n*(100-p)/100))):
+
+- IoU@p = |A_k AND G| / (|A_k OR G| + 1e-8), A_k exactly k_p pixels: value descending,
+  then lowest flat index (Zhang et al. 2016 style top-k selection, not a quantile).
+- coverage (energy pointing game, Wang et al. 2020) = sum(A*G) / sum(A); 0 if
+  sum(A) < 1e-8.
+- pointing_t{t} (Zhang et al., ECCV 2016): 1 if a G pixel lies within Euclidean
+  distance t of the argmax (first flat index on ties), else 0.
+- topk_pointing = |A_k AND G| / k with k = ``protocol.topk_pointing_k`` pixels.
+- relevance_rank_acc (Arras et al. 2022) = |A_K AND G| / K with K = |G|.
+- annotation_area = |G| / n; attention_area@p = k_p / n; random_iou = a*g/(a+g-a*g);
+  max_iou = min(a,g)/max(a,g); iou_over_max = IoU / max_iou; corloc@p = [IoU >= 0.5]
+  (Deselaers et al. 2012).
+- mse = mean((A - S)^2); kl = KL(S || A) after +1e-8 per pixel and normalising
+  (Kullback & Leibler 1951); emd = exact W1 on an 8x8 grid (Rubner et al. 2000).
+
+An empty target (no boxes) gives NaN for every target-dependent metric, never a hit and
+never a zero. A map with a non-finite value (or |value| > 1e150) gives NaN everywhere.
+
+How it is fast and still exact:
+
+- Ranks use the upsampled values U before min-max normalisation; the normalisation is
+  increasing, so the order is the same, and ranking U avoids ties that rounding in the
+  division would create. ``reference.py`` ranks the same values.
+- Exact top-k counts come from a radix histogram: the float64 bits of U - min + c
+  (c > 0, all values positive, so the bits are ordered like the values) are bucketed
+  by exponent and 10 mantissa bits. The bucket holding the k-th value is found from
+  cumulative counts; pixels of G above it are counted directly; inside the boundary
+  bucket, when G pixels and other pixels share it, the bucket's members are sorted
+  by (value desc, index asc) and counted exactly.
+- Sums over pixels (coverage, MSE) are evaluated on the patch grid through the
+  interpolation matrices (``targets.GridOps``); KL needs one log per pixel; EMD reads
+  only the 16 x 16 pixels its 8x8 resize samples.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from ssl_wc.metrics.emd import grid_cost, resample_sampled, to_distribution, wasserstein1
+from ssl_wc.metrics.heatmap import axis_weights, resize
+from ssl_wc.metrics.masks import as_boxes
+from ssl_wc.metrics.protocol import (
+    COVERAGE_MIN_MASS,
+    IOU_EPS,
+    KL_EPS,
+    NORM_EPS,
+    PERCENTILES,
+    MetricProtocol,
+)
+from ssl_wc.metrics.targets import GridOps, Target, TargetCache, grid_ops, target_key
+
+__all__ = [
+    "FAMILIES",
+    "PERCENTILES",
+    "PER_PERCENTILE_COLUMNS",
+    "MetricProtocol",
+    "score_maps",
+    "threshold_free_columns",
+]
+
+FAMILIES: tuple[str, ...] = ("topk", "pointing", "coverage", "mse", "kl", "emd")
+"""Metric families ``score_maps(families=...)`` can restrict to."""
+
+PER_PERCENTILE_COLUMNS: tuple[str, ...] = (
+    "iou",
+    "attention_area",
+    "random_iou",
+    "max_iou",
+    "iou_over_max",
+    "corloc",
+)
+
+_TOPK_TF = ("topk_pointing", "relevance_rank_acc", "annotation_area")
+_MAX_ABS = 1e150
+_MANTISSA_BITS = 10
+_SHIFT = 52 - _MANTISSA_BITS
+# U - min + c lies in [c, (max - min) + c] with c = 1e-8 * (max - min + 1e-8), a ratio
+# below 2**27, so keys span fewer than 28 exponents of 2**10 buckets each.
+_BUCKETS = 28 << _MANTISSA_BITS
+_BLOCK = 64
+_BLOCKS = _BUCKETS // _BLOCK
+
+
+def threshold_free_columns(
+    protocol: MetricProtocol, families: Collection[str] = FAMILIES
+) -> tuple[str, ...]:
+    """Names of the threshold-free columns ``score_maps`` returns, in order."""
+    cols: list[str] = []
+    if "coverage" in families:
+        cols.append("coverage")
+    if "pointing" in families:
+        cols.extend(protocol.pointing_columns())
+    if "topk" in families:
+        cols.extend(_TOPK_TF)
+    cols.extend(f for f in ("mse", "kl", "emd") if f in families)
+    return tuple(cols)
+
+
+@dataclass
+class _Workspace:
+    """Per-thread buffers, reused across chunks (fresh large arrays cost page faults)."""
+
+    u: np.ndarray
+    d: np.ndarray
+    keys: np.ndarray
+
+    @classmethod
+    def make(cls, chunk: int, n: int) -> _Workspace:
+        return cls(np.empty((chunk, n)), np.empty((chunk, n)), np.empty((chunk, n), np.int64))
+
+
+def _block_cumulative(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split (c, NB) bucket counts into blocks; cumulative counts over blocks from the top.
+
+    Returns the (c, blocks, block) view and ``at_least[r, t]`` = pixels of row r in
+    blocks ``>= blocks - 1 - t``.
+    """
+    fine = hist.reshape(hist.shape[0], _BLOCKS, _BLOCK)
+    return fine, np.cumsum(fine.sum(axis=2)[:, ::-1], axis=1)
+
+
+def _locate(
+    hist: np.ndarray, ks: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bucket of the k-th largest value for every (row, k).
+
+    Returns (block, block_rank, position in block, pixels above the bucket, pixels in
+    the bucket), block_rank = blocks - 1 - block.
+    """
+    c = hist.shape[0]
+    rows = np.arange(c)
+    r_ = rows[:, None]
+    fine, at_least = _block_cumulative(hist)
+    off = (rows * (n + 1))[:, None]
+    found = np.searchsorted((at_least + off).ravel(), (ks + off).ravel())
+    rank = found.reshape(ks.shape) - r_ * _BLOCKS
+    block = _BLOCKS - 1 - rank
+    above = np.where(rank > 0, at_least[r_, np.maximum(rank - 1, 0)], 0)
+    cells = fine[r_, block]  # (c, m, BLOCK) counts, ascending buckets
+    cum = np.cumsum(cells[..., ::-1], axis=-1)  # [..., s]: pixels in the top s+1 buckets
+    s = (above[..., None] + cum < ks[..., None]).sum(axis=-1)
+    above = above + np.where(
+        s > 0, np.take_along_axis(cum, np.maximum(s - 1, 0)[..., None], -1)[..., 0], 0
+    )
+    pos = _BLOCK - 1 - s
+    in_bucket = np.take_along_axis(cells, pos[..., None], -1)[..., 0]
+    return block, rank, pos, above, in_bucket
+
+
+def _count_at(
+    hist: np.ndarray, block: np.ndarray, rank: np.ndarray, pos: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Counts of ``hist`` above, and inside, the buckets given by (block, pos)."""
+    r_ = np.arange(hist.shape[0])[:, None]
+    fine, at_least = _block_cumulative(hist)
+    above = np.where(rank > 0, at_least[r_, np.maximum(rank - 1, 0)], 0)
+    cells = fine[r_, block]
+    above = above + (cells * (np.arange(_BLOCK) > pos[..., None])).sum(axis=-1)
+    return above, np.take_along_axis(cells, pos[..., None], -1)[..., 0]
+
+
+def _topk_intersections(
+    u: np.ndarray,
+    d: np.ndarray,
+    keys: np.ndarray,
+    dmax: np.ndarray,
+    cmin: np.ndarray,
+    targets: Sequence[Target],
+    ks: np.ndarray,
+) -> np.ndarray:
+    """|top_k(u[r]) AND G_r| for every row r and every k in ks[r] (c, m).
+
+    ``d`` holds u - min + c (positive, ordered like u), ``dmax``/``cmin`` its largest and
+    smallest value per row. Top-k order: value descending, then flat index ascending.
+    """
+    c, n = u.shape
+    rows = np.arange(c)
+    np.right_shift(d.view(np.int64), _SHIFT, out=keys)
+    top = np.right_shift(dmax.view(np.int64), _SHIFT)
+    base = top - (_BUCKETS - 1)
+    if ((cmin.view(np.int64) >> _SHIFT) < base).any():  # pragma: no cover - see _BUCKETS
+        raise AssertionError("value range exceeds the bucket range")
+    np.subtract(keys, (base - rows * _BUCKETS)[:, None], out=keys)  # global bucket ids
+    hist = np.bincount(keys.ravel(), minlength=c * _BUCKETS).reshape(c, _BUCKETS)
+    block, rank, pos, above, in_bucket = _locate(hist, ks, n)
+    take = ks - above  # how many of the boundary bucket's pixels are selected
+
+    areas = np.array([tg.area for tg in targets], dtype=np.int64)
+    if areas.sum() == 0:
+        return np.zeros(ks.shape, dtype=np.int64)
+    g_rows = np.repeat(rows, areas)
+    g_idx = np.concatenate([tg.idx for tg in targets])
+    g_flat = g_rows * n + g_idx
+    g_hist = np.bincount(keys.ravel()[g_flat], minlength=c * _BUCKETS).reshape(c, _BUCKETS)
+    g_above, g_in = _count_at(g_hist, block, rank, pos)
+    inter = g_above + np.where(take >= in_bucket, g_in, np.where(g_in >= in_bucket, take, 0))
+
+    # Boundary buckets shared by G and other pixels: order their members exactly.
+    need_r, need_j = np.nonzero((g_in > 0) & (take < in_bucket) & (g_in < in_bucket))
+    if need_r.size:
+        need_bucket = (block * _BLOCK + pos)[need_r, need_j] + need_r * _BUCKETS
+        wanted = np.zeros(c * _BUCKETS, dtype=bool)
+        wanted[need_bucket] = True
+        flat = np.flatnonzero(np.take(wanted, keys))
+        in_g = np.zeros(c * n, dtype=bool)
+        in_g[g_flat] = True
+        m_key = keys.ravel()[flat]
+        order = np.lexsort((flat, -u.ravel()[flat], m_key))  # bucket, value desc, index asc
+        m_key = m_key[order]
+        g_cum = np.concatenate([[0], np.cumsum(in_g[flat[order]])])
+        start = np.searchsorted(m_key, need_bucket)
+        inter[need_r, need_j] += g_cum[start + take[need_r, need_j]] - g_cum[start]
+    return inter
+
+
+def _score_chunk(
+    maps: np.ndarray,
+    targets: Sequence[Target],
+    protocol: MetricProtocol,
+    families: Collection[str],
+    ops: GridOps,
+    ws: _Workspace,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Score c maps (c, gh, gw) against their prepared targets."""
+    c = maps.shape[0]
+    H, W = ops.size
+    n = H * W
+    u, d = ws.u[:c], ws.d[:c]
+    resize(maps, (H, W), out=u.reshape(c, H, W), tmp=d.reshape(c, H, W))
+    lo, hi = u.min(axis=1), u.max(axis=1)
+    span = hi - lo
+    den = span + NORM_EPS
+    grid_a = (maps - lo[:, None, None]) / den[:, None, None]  # A = wy @ grid_a @ wx.T
+    sum_a = np.einsum("cab,ab->c", grid_a, ops.ones)
+    empty = np.array([tg.empty for tg in targets])
+    live = [r for r in range(c) if not empty[r]]
+    tf: dict[str, np.ndarray] = {}
+    pp: dict[str, np.ndarray] = {}
+    nan = np.full(c, np.nan)
+
+    def projections(which: int) -> np.ndarray:
+        out = np.zeros((c, *ops.grid))
+        for r in live:
+            out[r] = targets[r].projections(ops)[which]
+        return out
+
+    if "coverage" in families:
+        sum_ag = np.einsum("cab,cab->c", grid_a, projections(0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cov = np.where(sum_a < COVERAGE_MIN_MASS, 0.0, sum_ag / sum_a)
+        tf["coverage"] = np.where(empty, np.nan, cov)
+
+    if "pointing" in families:
+        arg = u.argmax(axis=1)
+        for j, col in enumerate(protocol.pointing_columns()):
+            hits = nan.copy()
+            for r in live:
+                hits[r] = float(targets[r].near[j][arg[r]])
+            tf[col] = hits
+
+    if "mse" in families:
+        sum_a2 = np.einsum("cab,cab->c", ops.py @ grid_a @ ops.px, grid_a)
+        sum_as = np.einsum("cab,cab->c", grid_a, projections(1))
+        s_sq = np.array([tg.s_sq for tg in targets])
+        mse = np.maximum(sum_a2 - 2.0 * sum_as + s_sq, 0.0) / n
+        tf["mse"] = np.where(empty, np.nan, mse)
+
+    if "topk" in families or "kl" in families:
+        cmin = KL_EPS * den
+        np.subtract(u, lo[:, None], out=d)
+        np.add(d, cmin[:, None], out=d)  # = (A + 1e-8) * den, positive, ordered like U
+
+    if "topk" in families:
+        _topk_metrics(u, d, span + cmin, cmin, targets, protocol, ws, tf, pp)
+
+    if "kl" in families:
+        np.log(d, out=d)
+        dot = nan.copy()
+        for key_target in {id(targets[r]): r for r in live}.values():
+            tg = targets[key_target]
+            rows = [r for r in live if targets[r] is tg]
+            dot[rows] = d[rows] @ tg.s_kl
+        ent = np.array([tg.s_kl_entropy for tg in targets])
+        # sum S' log A' with A' = (A + eps) / Z and A + eps = d / den, Z = sum(A) + n*eps
+        tf["kl"] = ent - (dot - np.log(den) - np.log(sum_a + n * KL_EPS))
+
+    if "emd" in families:
+        tf["emd"] = _emd_column(u, lo, den, targets, live, protocol, ops)
+    return tf, pp
+
+
+def _topk_metrics(
+    u: np.ndarray,
+    d: np.ndarray,
+    dmax: np.ndarray,
+    cmin: np.ndarray,
+    targets: Sequence[Target],
+    protocol: MetricProtocol,
+    ws: _Workspace,
+    tf: dict[str, np.ndarray],
+    pp: dict[str, np.ndarray],
+) -> None:
+    c, n = u.shape
+    k_p = np.array(protocol.topk_counts(), dtype=np.int64)
+    k_top = min(int(protocol.topk_pointing_k), n)
+    areas = np.array([tg.area for tg in targets], dtype=np.int64)
+    ks = np.empty((c, k_p.size + 2), dtype=np.int64)
+    ks[:, : k_p.size] = k_p
+    ks[:, -2] = k_top
+    ks[:, -1] = np.maximum(areas, 1)
+    inter = _topk_intersections(u, d, ws.keys[:c], dmax, cmin, targets, ks).astype(np.float64)
+    empty = areas == 0
+    g_area = np.where(empty, np.nan, areas.astype(np.float64))
+    tf["topk_pointing"] = np.where(empty, np.nan, inter[:, -2] / k_top)
+    tf["relevance_rank_acc"] = inter[:, -1] / g_area
+    tf["annotation_area"] = g_area / n
+    inter_p = inter[:, : k_p.size]
+    g = g_area[:, None] / n
+    a = np.broadcast_to(k_p / n, inter_p.shape)
+    iou = inter_p / (k_p + g_area[:, None] - inter_p + IOU_EPS)
+    max_iou = np.minimum(a, g) / np.maximum(a, g)
+    pp["iou"] = iou
+    pp["attention_area"] = a.copy()
+    pp["random_iou"] = a * g / (a + g - a * g)
+    pp["max_iou"] = max_iou
+    pp["iou_over_max"] = iou / max_iou
+    pp["corloc"] = np.where(np.isnan(iou), np.nan, (iou >= 0.5).astype(np.float64))
+
+
+def _emd_column(
+    u: np.ndarray,
+    lo: np.ndarray,
+    den: np.ndarray,
+    targets: Sequence[Target],
+    live: list[int],
+    protocol: MetricProtocol,
+    ops: GridOps,
+) -> np.ndarray:
+    c = u.shape[0]
+    H, W = ops.size
+    grid = int(protocol.emd_grid)
+    ay, ax = axis_weights(H, grid), axis_weights(W, grid)
+    rows = np.unique(np.concatenate([ay.i0, ay.i1]))
+    cols = np.unique(np.concatenate([ax.i0, ax.i1]))
+    sampled = u.reshape(c, H, W)[:, rows][:, :, cols]
+    sampled = np.maximum((sampled - lo[:, None, None]) / den[:, None, None], 0.0)
+    hists = to_distribution(resample_sampled(sampled, rows, cols, grid, (H, W)))
+    cost = grid_cost(grid)
+    out = np.full(c, np.nan)
+    for r in live:
+        out[r] = wasserstein1(hists[r], targets[r].s_hist, cost)
+    return out
+
+
+def _as_maps(maps: np.ndarray) -> np.ndarray:
+    arr = np.asarray(maps)
+    if arr.ndim != 3:
+        raise ValueError(f"maps must be (N, grid_h, grid_w), got shape {arr.shape}")
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"maps must be numeric, got dtype {arr.dtype}")
+    return arr
+
+
+def score_maps(
+    maps: np.ndarray,
+    targets: Sequence[np.ndarray],
+    protocol: MetricProtocol = MetricProtocol(),
+    *,
+    families: Collection[str] | None = None,
+    chunk_size: int = 8,
+    workers: int = 1,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Score patch-grid maps against box targets.
+
+    Args:
+        maps: (N, gh, gw) patch grids (row = y); a grid equal to ``eval_size`` is used
+            as is (the half-pixel resize with scale 1 is the identity).
+        targets: N box arrays, each (k_i, 4) as (left, top, width, height) fractions;
+            k_i = 0 is an empty target.
+        protocol: the :class:`MetricProtocol`.
+        families: subset of :data:`FAMILIES` to compute (default: all).
+        chunk_size: maps per chunk; memory is O(chunk_size * H * W) per worker.
+        workers: threads (results do not depend on it).
+
+    Returns:
+        ``(threshold_free, per_percentile)``: column -> (N,) float64 array and column
+        -> (N, P) float64 array, P = len(protocol.percentiles). Hits are 1.0/0.0; NaN
+        for an empty target (every target-dependent column) or an invalid map.
+    """
+    fams = frozenset(FAMILIES if families is None else families)
+    unknown = fams - set(FAMILIES)
+    if unknown:
+        raise ValueError(f"unknown metric families {sorted(unknown)}; known: {FAMILIES}")
+    arr = _as_maps(maps)
+    N = arr.shape[0]
+    if len(targets) != N:
+        raise ValueError(f"got {N} maps but {len(targets)} targets")
+    if chunk_size < 1 or workers < 1:
+        raise ValueError("chunk_size and workers must be >= 1")
+    H, W = (int(v) for v in protocol.eval_size)
+    n_p = len(protocol.percentiles)
+    tf_out = {col: np.full(N, np.nan) for col in threshold_free_columns(protocol, fams)}
+    pp_out = (
+        {col: np.full((N, n_p), np.nan) for col in PER_PERCENTILE_COLUMNS} if "topk" in fams else {}
+    )
+    if N == 0:
+        return tf_out, pp_out
+
+    boxes = [as_boxes(t) for t in targets]
+    keys = [target_key(b) for b in boxes]
+    groups: dict[bytes, list[int]] = {}
+    for i, key in enumerate(keys):
+        groups.setdefault(key, []).append(i)
+    order = np.fromiter((i for g in groups.values() for i in g), dtype=np.intp, count=N)
+    chunk_size = min(chunk_size, N)
+    cache = TargetCache(protocol, capacity=4 * chunk_size * workers + 16)
+    ops = grid_ops((int(arr.shape[1]), int(arr.shape[2])), (H, W))
+    local = threading.local()
+
+    def run(start: int) -> None:
+        idx = order[start : start + chunk_size]
+        ws = getattr(local, "ws", None)
+        if ws is None:
+            ws = local.ws = _Workspace.make(chunk_size, H * W)
+        m = np.array(arr[idx], dtype=np.float64)
+        valid = np.isfinite(m).all(axis=(1, 2)) & (np.abs(m).max(axis=(1, 2)) <= _MAX_ABS)
+        m[~valid] = 0.0
+        tgs = [cache.get(keys[i], boxes[i]) for i in idx]
+        tf, pp = _score_chunk(m, tgs, protocol, fams, ops, ws)
+        for col, vals in tf.items():
+            tf_out[col][idx] = np.where(valid, vals, np.nan)
+        for col, vals in pp.items():
+            pp_out[col][idx] = np.where(valid[:, None], vals, np.nan)
+
+    starts = range(0, N, chunk_size)
+    # The BLAS calls here are tiny; BLAS worker threads would only spin beside ours.
+    with threadpool_limits(limits=1, user_api="blas"):
+        if workers == 1:
+            for s in starts:
+                run(s)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for _ in pool.map(run, starts):
+                    pass
+    return tf_out, pp_out

@@ -1,0 +1,118 @@
+"""The lake's commit protocol: all-or-nothing runs, supersession, failures, gc, check."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from ssl_wc.lake.catalog import read_manifests
+from ssl_wc.lake.integrity import check_lake, garbage_collect
+from ssl_wc.lake.locks import FileLock, LockHeld
+from ssl_wc.lake.runs import Run
+from ssl_wc.paths import WarehousePaths
+
+
+def _maps(model: str, images: list[str], value: float) -> dict:
+    n = len(images)
+    return {"model": [model] * n, "variant": ["frozen"] * n, "method": ["cls"] * n,
+            "layer": [0] * n, "head": [-1] * n, "image_id": images, "grid_h": [2] * n,
+            "grid_w": [2] * n, "config_hash": ["c"] * n, "values": [[value] * 4] * n}
+
+
+def _count(wh: WarehousePaths, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(wh.catalog), read_only=True)
+    try:
+        return con.sql(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_commit_makes_rows_visible_and_rerun_supersedes(tmp_path):
+    wh = WarehousePaths.of(tmp_path / "wh")
+    with Run(wh, "t", {}) as run:
+        run.write("attention_maps", _maps("m", ["a", "b"], 0.1), unit_key=["a", "b"],
+                  partition={"model": "m"})
+    assert _count(wh, "SELECT count(*) FROM attention_maps") == [(2,)]
+    with Run(wh, "t", {}) as run:  # recompute image a only
+        run.write("attention_maps", _maps("m", ["a"], 0.9), unit_key=["a"],
+                  partition={"model": "m"})
+    rows = _count(wh, "SELECT image_id, \"values\"[1] FROM attention_maps ORDER BY 1")
+    assert [(r[0], round(r[1], 3)) for r in rows] == [("a", 0.9), ("b", 0.1)]
+
+
+def test_failed_run_leaves_nothing(tmp_path):
+    wh = WarehousePaths.of(tmp_path / "wh")
+    with Run(wh, "t", {}) as run:
+        run.write("attention_maps", _maps("m", ["a"], 0.1), unit_key=["a"],
+                  partition={"model": "m"})
+    with pytest.raises(RuntimeError), Run(wh, "t", {}) as run:
+        run.write("attention_maps", _maps("m", ["a", "c"], 0.5), unit_key=["a", "c"],
+                  partition={"model": "m"})
+        raise RuntimeError("boom")
+    assert _count(wh, "SELECT image_id, \"values\"[1] FROM attention_maps") == [
+        ("a", pytest.approx(0.1))]
+    assert _count(wh, "SELECT status FROM runs ORDER BY started_at") == [("committed",),
+                                                                        ("failed",)]
+    assert [p for p in wh.lake.rglob("*") if p.is_file()] == [
+        wh.root / f for m in read_manifests(wh).manifests for f in
+        [x["path"] for x in m["files"]]]
+    assert check_lake(wh) == []
+
+
+@pytest.mark.parametrize("point", ["write", "publish", "manifest"])
+def test_write_failure_keeps_previous_state(tmp_path, monkeypatch, point):
+    """A full disk (injected OSError) at each step ends the job and changes nothing."""
+    wh = WarehousePaths.of(tmp_path / "wh")
+    with Run(wh, "t", {}) as run:
+        run.write("attention_maps", _maps("m", ["a"], 0.1), unit_key=["a"],
+                  partition={"model": "m"})
+    before = _count(wh, "SELECT * EXCLUDE (run_id) FROM attention_maps")
+    monkeypatch.setenv("SSL_WC_FAIL_AT", point)
+    with pytest.raises(OSError, match="No space left"), Run(wh, "t", {}) as run:
+        run.write("attention_maps", _maps("m", ["a", "b"], 0.7), unit_key=["a", "b"],
+                  partition={"model": "m"})
+    monkeypatch.delenv("SSL_WC_FAIL_AT")
+    assert _count(wh, "SELECT * EXCLUDE (run_id) FROM attention_maps") == before
+    assert check_lake(wh) == []
+
+
+def test_gc_removes_only_uncommitted_files(tmp_path):
+    wh = WarehousePaths.of(tmp_path / "wh")
+    with Run(wh, "t", {}) as run:
+        run.write("attention_maps", _maps("m", ["a"], 0.1), unit_key=["a"],
+                  partition={"model": "m"})
+    stray = wh.lake / "attention_maps" / "model=m" / "20000101T000000000000-x-abc-0001.parquet"
+    stray.write_bytes(b"PAR1junk")
+    tmp = wh.lake / "attention_maps" / "model=m" / ".x.parquet.1.abcd.tmp"
+    tmp.write_bytes(b"")
+    kinds = sorted(p.kind for p in check_lake(wh))
+    assert kinds == ["unknown", "unknown"]
+    removed = garbage_collect(wh)
+    assert sorted(removed) == sorted(p.relative_to(wh.root).as_posix() for p in (stray, tmp))
+    assert check_lake(wh) == []
+    assert _count(wh, "SELECT count(*) FROM attention_maps") == [(1,)]
+
+
+def test_check_finds_truncated_and_corrupt_files(tmp_path):
+    wh = WarehousePaths.of(tmp_path / "wh")
+    with Run(wh, "t", {}) as run:
+        run.write("attention_maps", _maps("m", ["a"], 0.1), unit_key=["a"],
+                  partition={"model": "m"})
+        run.write("ann_styles", pa.table({"style_id": ["Q1"], "name": ["x"]}), unit_key="*")
+    files = [wh.root / f["path"] for m in read_manifests(wh).manifests for f in m["files"]]
+    data = files[0].read_bytes()
+    files[0].write_bytes(data[: len(data) // 2])
+    files[1].write_bytes(files[1].read_bytes()[:-1] + b"X")
+    problems = check_lake(wh)
+    assert {p.kind for p in problems} >= {"size", "checksum"}
+    assert all(p.run_id for p in problems)
+
+
+def test_lock_is_exclusive_and_released(tmp_path):
+    path = tmp_path / "x.lock"
+    with FileLock(path, blocking=False, label="first"):
+        with pytest.raises(LockHeld, match="first"):
+            FileLock(path, blocking=False).acquire()
+    with FileLock(path, blocking=False):
+        pass

@@ -276,13 +276,13 @@ def image_file(row: Mapping[str, Any]) -> Path | None:
 @st.cache_data(show_spinner=False, max_entries=512)
 def _load_photo(path: str, mtime_ns: int, max_side: int) -> np.ndarray:
     del mtime_ns
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        scale = min(1.0, max_side / max(im.size))
-        if scale < 1.0:
-            im = im.resize((max(1, round(im.width * scale)), max(1, round(im.height * scale))),
-                           Image.Resampling.BILINEAR)
-        return np.asarray(im, dtype=np.uint8)
+    with Image.open(path) as src:
+        rgb: Image.Image = src.convert("RGB")
+    scale = min(1.0, max_side / max(rgb.size))
+    if scale < 1.0:
+        rgb = rgb.resize((max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale))),
+                         Image.Resampling.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8)
 
 
 def photo(row: Mapping[str, Any], max_side: int = 768) -> np.ndarray | None:
@@ -351,6 +351,26 @@ def progression(metric: str, percentile: int | None, protocol: str,
     """Per-layer mean and CI of one metric for every model, variant and method."""
     return query("dash_progression", metric=metric, percentile=percentile, protocol=protocol,
                  head=int(head))
+
+
+def target_values(ml: pl.DataFrame, box: int, layer: int | None = None) -> pl.DataFrame:
+    """Rows of the long metrics for the union (box -1) or one box, optionally one layer."""
+    target = "image" if box < 0 else "box"
+    out = ml.filter((pl.col("target") == target) & (pl.col("box_index") == box))
+    if layer is not None:
+        out = out.filter(pl.col("layer") == layer)
+    return out
+
+
+def metric_value(rows: pl.DataFrame, metric: str, percentile: int | None) -> float | None:
+    """The value of one metric in rows of one layer (percentile for the IoU family)."""
+    sel = rows.filter(pl.col("metric") == metric)
+    if metric in PCT_METRICS:
+        sel = sel.filter(pl.col("percentile") == percentile)
+    if sel.height == 0:
+        return None
+    v = sel["value"][0]
+    return None if v is None else float(v)
 
 
 def _metric_params(metric: str, percentile: int | None) -> dict[str, Any]:

@@ -55,6 +55,20 @@ class BoxShape:
     label: str
 
 
+def box_shapes(boxes: pl.DataFrame) -> list[BoxShape]:
+    """Boxes with hover text: feature name, its ontology ancestors, area."""
+    out = []
+    for b in boxes.iter_rows(named=True):
+        anc = ", ".join(b["ancestors"] or []) or "none (a root feature)"
+        hover = (f"<b>#{b['box_index']} {b['feature_name']}</b><br>ancestors: {anc}"
+                 f"<br>area {100 * (b['area_c'] or 0):.2f} % of the image"
+                 + ("<br>clamped to the image" if b["was_clamped"] else ""))
+        out.append(BoxShape(int(b["box_index"]), float(b["left_c"]), float(b["top_c"]),
+                                    float(b["width_c"]), float(b["height_c"]), hover,
+                                    str(b["feature_name"])))
+    return out
+
+
 def _image_axes(fig: go.Figure, width: int, height: int, fig_height: int) -> None:
     fig.update_xaxes(visible=False, range=[0, width], constrain="domain")
     fig.update_yaxes(visible=False, range=[height, 0], scaleanchor="x", constrain="domain")
@@ -180,7 +194,7 @@ def progression_figure(lines: Mapping[str, pl.DataFrame], *, title: str, y_title
         if bands and {"ci_low", "ci_high"} <= set(df.columns) and \
                 df["ci_low"].null_count() < df.height:
             lo, hi = df["ci_low"].to_list(), df["ci_high"].to_list()
-            fig.add_trace(go.Scatter(x=x + x[::-1], y=hi + lo[::-1], fill="toself",
+            fig.add_trace(go.Scatter(x=x + x[::-1], y=hi + lo[::-1], fill="toself", mode="lines",
                                      fillcolor=rgba(color, 0.15), line={"width": 0},
                                      hoverinfo="skip", showlegend=False, name=f"{label} CI"))
         fig.add_trace(go.Scatter(x=x, y=df["mean"].to_list(), mode="lines+markers",
@@ -208,33 +222,44 @@ def progression_figure(lines: Mapping[str, pl.DataFrame], *, title: str, y_title
 
 
 def ranking_figure(table: pl.DataFrame, *, title: str, x_title: str,
-                   colors: Mapping[str, str], baselines: Mapping[str, float] | None = None,
+                   colors: Mapping[str, str], best_baseline: tuple[str, float] | None = None,
                    name: str = "ranking") -> go.Figure:
-    """Models as dots with 95 % CI whiskers (best first, top), baselines as dashed lines.
+    """Rows as dots with 95 % CI whiskers, in the given order (best first, at the top).
 
-    ``table`` has columns label, model, mean, ci_low, ci_high (already ranked).
+    ``table`` has columns label, model, mean, ci_low, ci_high; baseline rows (grey
+    diamonds) sit among the models; the best baseline is also a dashed reference line.
     """
     labels = table["label"].to_list()
+    models = table["model"].to_list()
     mean = np.asarray(table["mean"].to_list(), dtype=float)
     lo = np.asarray(table["ci_low"].fill_null(float("nan")).to_list(), dtype=float)
     hi = np.asarray(table["ci_high"].fill_null(float("nan")).to_list(), dtype=float)
+    base = [m.startswith(("baseline:", "baseline_")) for m in models]
     fig = go.Figure(go.Scatter(
         x=mean, y=labels, mode="markers+text", text=[f"{v:.3f}" for v in mean],
         textposition="top center",
-        marker={"size": 12, "color": [colors.get(m, PALETTE[0])
-                                      for m in table["model"].to_list()]},
+        marker={"size": [10 if b else 13 for b in base],
+                "symbol": ["diamond" if b else "circle" for b in base],
+                "color": [colors.get(m, PALETTE[0]) for m in models]},
         error_x={"type": "data", "symmetric": False, "array": np.nan_to_num(hi - mean),
                  "arrayminus": np.nan_to_num(mean - lo), "thickness": 1.5, "width": 6},
-        hovertemplate="%{y}<br>%{x:.4f}<extra></extra>", name="models", showlegend=False))
-    for label, value in (baselines or {}).items():
-        fig.add_vline(x=value, line={"color": BASELINE_COLOR, "dash": "dash", "width": 1.5},
-                      annotation={"text": label, "textangle": -90, "font": {"size": 10},
-                                  "yanchor": "top"}, annotation_position="top")
-    fig.update_yaxes(autorange="reversed", title=None)
+        hovertemplate="%{y}<br>%{x:.4f}<extra></extra>", name="rows", showlegend=False))
+    if best_baseline is not None:
+        fig.add_vline(x=best_baseline[1], line={"color": BASELINE_COLOR, "dash": "dash",
+                                                "width": 1.5},
+                      annotation={"text": f"best baseline ({best_baseline[0]})",
+                                  "font": {"size": 11, "color": BASELINE_COLOR}},
+                      annotation_position="top")
+    lows = np.where(np.isnan(lo), mean, lo)
+    highs = np.where(np.isnan(hi), mean, hi)
+    span = float(np.nanmax(highs) - np.nanmin(lows)) if len(mean) else 1.0
+    pad = 0.08 * span if span > 0 else 0.01
+    fig.update_xaxes(range=[float(np.nanmin(lows)) - pad, float(np.nanmax(highs)) + pad])
+    fig.update_yaxes(autorange="reversed", title=None, type="category")
     metric_axis(fig, x_title, axis="x")
     fig.update_layout(title={"text": title, "font": {"size": 14}},
-                      height=max(260, 60 + 46 * len(labels)),
-                      margin={"l": 10, "r": 10, "t": 80, "b": 10}, meta={"chart": name})
+                      height=max(260, 90 + 40 * len(labels)),
+                      margin={"l": 10, "r": 10, "t": 70, "b": 10}, meta={"chart": name})
     return fig
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -102,10 +103,13 @@ def grid_from_values(values: list[float] | np.ndarray, grid_h: int, grid_w: int)
 
 
 def topk_mask(heat: np.ndarray, percentile: float) -> np.ndarray:
-    """The exactly k = max(1, round(n*(100-p)/100)) largest pixels (ties: index order)."""
+    """The exactly k = max(1, round_half_up(n*(100-p)/100)) largest pixels.
+
+    Ties are broken by the lowest flat (row-major) index, as the metrics do.
+    """
     flat = np.asarray(heat, dtype=np.float64).ravel()
     n = flat.size
-    k = max(1, round(n * (100.0 - percentile) / 100.0))
+    k = max(1, math.floor(n * (100.0 - percentile) / 100.0 + 0.5))
     order = np.argsort(-flat, kind="stable")[:k]
     mask = np.zeros(n, dtype=bool)
     mask[order] = True
@@ -167,20 +171,23 @@ def resize_nearest(mask: np.ndarray, height: int, width: int) -> np.ndarray:
 
 def overlay(photo: np.ndarray, heat01: np.ndarray | None, *, cmap: str = "inferno",
             opacity: float = 0.5, region: np.ndarray | None = None,
-            region_color: tuple[int, int, int] = (0, 255, 255),
-            dim: float = 0.0) -> np.ndarray:
-    """Blend a heatmap (already at the photo's size) over an RGB photo.
+            region_color: tuple[int, int, int] = (255, 255, 255),
+            dim: float = 0.0, floor: float = 0.3) -> np.ndarray:
+    """Blend a heatmap (already at the photo's size, values in [0, 1]) over an RGB photo.
 
-    ``region`` is a boolean mask (any size, resized to the photo) whose outline is drawn
-    in ``region_color``; ``dim`` darkens the photo (0 = unchanged, 1 = black).
+    The blend weight of a pixel is ``opacity * (floor + (1 - floor) * heat)``: strong
+    attention is painted over, weak attention leaves the facade visible. ``region`` is a
+    boolean mask (any size, resized to the photo) whose outline is drawn in
+    ``region_color``; ``dim`` darkens the photo (0 = unchanged, 1 = black).
     """
     base = np.asarray(photo, dtype=np.float64)[..., :3] * (1.0 - dim)
     h, w = base.shape[:2]
     if heat01 is not None:
         if heat01.shape != (h, w):
             raise ValueError(f"heatmap {heat01.shape} does not match photo {(h, w)}")
-        alpha = float(np.clip(opacity, 0.0, 1.0))
-        base = (1.0 - alpha) * base + alpha * colorize(heat01, cmap).astype(np.float64)
+        weight = float(np.clip(opacity, 0.0, 1.0)) * (
+            floor + (1.0 - floor) * np.clip(heat01, 0.0, 1.0))[..., None]
+        base = (1.0 - weight) * base + weight * colorize(heat01, cmap).astype(np.float64)
     out = np.clip(np.rint(base), 0, 255).astype(np.uint8)
     if region is not None and region.any():
         edge = outline(resize_nearest(region, h, w), thickness=max(1, round(max(h, w) / 300)))

@@ -12,12 +12,14 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import numpy as np
 import streamlit as st
 
-from dashboards import data
+from dashboards import data, heatmap
 
 T = TypeVar("T")
 
+PERCENTILES = (50, 60, 70, 75, 80, 85, 90, 95)
 HEAD_NAMES = {-1: "mean over heads", -2: "max over heads", -3: "min over heads"}
 
 
@@ -221,6 +223,21 @@ def model_label(model: str, variant: str | None = None) -> str:
     except data.DataUnavailable:
         rnd = False
     return name + " (random weights)" if rnd else name
+
+
+def heads_in_order(heads: list[int]) -> list[int]:
+    """Fused heads first (mean, max, min), then single heads in order."""
+    return sorted(set(heads), key=lambda h: (0, -h) if h < 0 else (1, h))
+
+
+def photo_or_placeholder(row: dict[str, Any], max_side: int = 768) -> tuple[np.ndarray, bool]:
+    """The image, or a grey canvas of its size when the file is missing."""
+    pic = data.photo(row, max_side=max_side)
+    if pic is not None:
+        return pic, True
+    w, h = int(row.get("width") or 640), int(row.get("height") or 480)
+    w, h = heatmap.fit_size(w, h, max_side)
+    return heatmap.placeholder(w, h), False
 
 
 def fmt(value: Any, digits: int = 3) -> str:

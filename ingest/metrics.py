@@ -11,6 +11,7 @@ head -1).
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ from ingest.common import JobResult
 from ssl_wc.lake.catalog import read_manifests
 from ssl_wc.lake.runs import Run
 from ssl_wc.metrics import baselines as bl
-from ssl_wc.metrics.kernels import MetricProtocol, score_maps
+from ssl_wc.metrics.kernels import score_maps
+from ssl_wc.metrics.protocol import MetricProtocol
 from ssl_wc.paths import WarehousePaths
 from ssl_wc.warehouse import ensure_catalog
 
@@ -106,7 +108,7 @@ def _scored_sources(wh: WarehousePaths) -> dict[str, str]:
 
 def materialise_metrics(wh: WarehousePaths, *, baselines: bool = True, strict: bool = False,
                         protocol: MetricProtocol | None = None, force: bool = False,
-                        echo: Any = None) -> list[JobResult]:
+                        random_trials: int = 100, echo: Any = None) -> list[JobResult]:
     """Compute what is missing; then refresh the summaries. Returns one result per part."""
     protocol = protocol or MetricProtocol()
     phash = protocol.hash()
@@ -137,7 +139,7 @@ def materialise_metrics(wh: WarehousePaths, *, baselines: bool = True, strict: b
         with Run(wh, "metrics", {"protocol": protocol.as_dict(), "force": force}) as run:
             sources: dict[str, str] = {}
             run.write("metric_protocols", {"protocol_hash": [phash],
-                                           "protocol_json": [protocol.json()]},
+                                           "protocol_json": [json.dumps(protocol.as_dict(), sort_keys=True)]},
                       unit_key=phash)
             con = duckdb.connect(str(wh.catalog), read_only=True)
             try:
@@ -154,7 +156,8 @@ def materialise_metrics(wh: WarehousePaths, *, baselines: bool = True, strict: b
         results.append(JobResult("metrics", "skipped", None, skipped=skipped,
                                  message="every committed map is already scored"))
     if baselines:
-        results.append(materialise_baselines(wh, images, targets, protocol, force=force))
+        results.append(materialise_baselines(wh, images, targets, protocol, force=force,
+                                             trials=random_trials))
     if any(r.status in ("committed", "partial") for r in results) or force or \
             not _has_summaries(wh, phash):
         results.append(materialise_summaries(wh))
@@ -210,7 +213,7 @@ def _gray(path: Path) -> np.ndarray:
 
 def materialise_baselines(wh: WarehousePaths, images: list[tuple[str, str | None, str | None]],
                           targets: dict[str, np.ndarray], protocol: MetricProtocol,
-                          *, force: bool = False) -> JobResult:
+                          *, force: bool = False, trials: int = 100) -> JobResult:
     """Score the four baselines per annotated image (unit baseline | image | protocol)."""
     phash = protocol.hash()
     state = read_manifests(wh)
@@ -221,7 +224,8 @@ def materialise_baselines(wh: WarehousePaths, images: list[tuple[str, str | None
     if not todo:
         return JobResult("baselines", "skipped", None, skipped=len(images),
                          message="baselines already scored")
-    with Run(wh, "baselines", {"protocol": protocol.as_dict(), "baselines": BASELINES}) as run:
+    with Run(wh, "baselines", {"protocol": protocol.as_dict(), "baselines": BASELINES,
+                               "random_trials": trials}) as run:
         fixed = {"center_gaussian": bl.center_gaussian((h, w)),
                  "saliency_prior": bl.saliency_prior((h, w))}
         for image_id, path, root in todo:
@@ -239,7 +243,7 @@ def materialise_baselines(wh: WarehousePaths, images: list[tuple[str, str | None
                         "image_id": [image_id], "source_run_id": [""]}
                 mm, mi = score_rows(keys, amap[None], [boxes], protocol, phash)
                 _write_baseline(run, name, image_id, phash, mm, mi)
-            mm, mi = _random_rows(image_id, boxes, protocol, phash)
+            mm, mi = _random_rows(image_id, boxes, protocol, phash, trials)
             _write_baseline(run, "random", image_id, phash, mm, mi)
         run.commit()
     return JobResult("baselines", run.status, run.run_id, new=len(todo),
@@ -256,42 +260,26 @@ def _write_baseline(run: Run, name: str, image_id: str, phash: str, mm: pa.Table
 
 
 def _random_rows(image_id: str, boxes: np.ndarray, protocol: MetricProtocol,
-                 phash: str) -> tuple[pa.Table, pa.Table]:
-    """Random baseline: every metric averaged over its seeded trials."""
-    tf, pct = bl.score_random_baseline([image_id], [boxes], protocol)
-    keys = {"model": ["baseline:random"], "variant": ["frozen"], "method": ["baseline"],
-            "layer": [0], "head": [-1], "image_id": [image_id], "source_run_id": [""]}
-    n_box = len(boxes)
-    # per-box rows for the random baseline: score each box alone with the same trials
-    rows_tf: list[dict[str, Any]] = [{**{k: v[0] for k, v in keys.items()}, "target": "image",
-                                      "box_index": -1, "protocol_hash": phash,
-                                      **{c: float(tf[c][0]) for c in TF_COLS}}]
-    rows_pct: list[dict[str, Any]] = []
-    for j, p in enumerate(protocol.percentiles):
-        rows_pct.append({**{k: v[0] for k, v in keys.items()}, "target": "image",
-                         "box_index": -1, "protocol_hash": phash, "percentile": p,
-                         **{c: float(pct[c][0][j]) for c in PCT_COLS}})
-    for b in range(n_box):
-        btf, bpct = bl.score_random_baseline([image_id], [boxes[b:b + 1]], protocol)
-        rows_tf.append({**{k: v[0] for k, v in keys.items()}, "target": "box", "box_index": b,
-                        "protocol_hash": phash, **{c: float(btf[c][0]) for c in TF_COLS}})
-        for j, p in enumerate(protocol.percentiles):
-            rows_pct.append({**{k: v[0] for k, v in keys.items()}, "target": "box",
-                             "box_index": b, "protocol_hash": phash, "percentile": p,
-                             **{c: float(bpct[c][0][j]) for c in PCT_COLS}})
-    mm = pa.Table.from_pylist(rows_tf)
-    mi = pa.Table.from_pylist(rows_pct)
-    mm = mm.set_column(mm.schema.get_field_index("pointing_t0"), "pointing_t0",
-                       _nan_to_none(mm.column("pointing_t0").to_numpy()))
-    return _nan_cols(mm, TF_COLS), _nan_cols(mi, PCT_COLS)
-
-
-def _nan_cols(t: pa.Table, cols: tuple[str, ...]) -> pa.Table:
-    for c in cols:
-        i = t.schema.get_field_index(c)
-        t = t.set_column(i, c, _nan_to_none(np.asarray(t.column(c).to_numpy(
-            zero_copy_only=False), dtype=np.float64)))
-    return t
+                 phash: str, trials: int) -> tuple[pa.Table, pa.Table]:
+    """Random baseline: every metric averaged over its seeded trials (image and each box)."""
+    targets = [boxes] + [boxes[b:b + 1] for b in range(len(boxes))]
+    tf, pct = bl.score_random_baseline([image_id] * len(targets), targets, protocol,
+                                       trials=trials, workers=2)
+    n = len(targets)
+    base: dict[str, list[Any]] = {
+        "model": ["baseline:random"] * n, "variant": ["frozen"] * n,
+        "method": ["baseline"] * n, "layer": [0] * n, "head": [-1] * n,
+        "image_id": [image_id] * n, "source_run_id": [""] * n,
+        "target": ["image"] + ["box"] * (n - 1), "box_index": list(range(-1, n - 1)),
+        "protocol_hash": [phash] * n}
+    mm = pa.table({**base, **{c: _nan_to_none(tf[c]) for c in TF_COLS}})
+    p = len(protocol.percentiles)
+    idx = np.repeat(np.arange(n), p)
+    cols: dict[str, Any] = {k: [v[i] for i in idx] for k, v in base.items()}
+    cols["percentile"] = list(protocol.percentiles) * n
+    for c in PCT_COLS:
+        cols[c] = _nan_to_none(np.asarray(pct[c]).reshape(-1))
+    return mm, pa.table(cols)
 
 
 def _has_summaries(wh: WarehousePaths, phash: str) -> bool:

@@ -109,6 +109,144 @@ def ingest_images_cmd(
         raise typer.Exit(EXIT_PARTIAL)
 
 
+@ingest_app.command("attention")
+def ingest_attention_cmd(
+    models: Annotated[str, typer.Option(help="Comma-separated model keys (ssl-wc models list).")],
+    methods: Annotated[str, typer.Option(help="cls,rollout,mean,map,gradcam")] = "cls,rollout,mean,map",
+    layers: Annotated[str, typer.Option(help="'all' or 0-based block indices, e.g. 0,5,11")] = "all",
+    heads: Annotated[str, typer.Option(help="'all', 'none' (fused only) or head indices")] = "all",
+    fuse: Annotated[str, typer.Option(help="Head fusions stored: mean,max,min")] = "mean",
+    images: Annotated[str | None, typer.Option(help="Only these image ids (comma-separated).")] = None,
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto|float32|bfloat16|float16")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
+    shard: Annotated[str | None, typer.Option(help="k/N: this process's share of images.")] = None,
+    variant: Annotated[str, typer.Option(help="Variant label (frozen by default).")] = "frozen",
+    model_config: Annotated[Path | None, typer.Option(help="TOML/JSON with extra models.")] = None,
+    features: Annotated[bool, typer.Option(help="Also store pooled / mean-patch features.")] = True,
+    force: Annotated[bool, typer.Option(help="Recompute what is already committed.")] = False,
+    strict: Annotated[bool, typer.Option(help="Fail on the first bad image or model.")] = False,
+) -> None:
+    """Run backbones over the annotated images; write maps and features to the lake."""
+    from ingest.attention import AttentionJob, ingest_attention
+
+    def ints(v: str) -> list[int] | None:
+        return None if v == "all" else [int(x) for x in v.split(",") if x]
+
+    job = AttentionJob(models=models.split(","), methods=methods.split(","), layers=ints(layers),
+                       heads=[] if heads == "none" else ints(heads), fuse=fuse.split(","),
+                       batch_size=batch_size, device=device, dtype=dtype, variant=variant,
+                       features=features, model_config=model_config, shard=shard,
+                       strict=strict, images=images.split(",") if images else None,
+                       force=force)
+    try:
+        results = ingest_attention(STATE.warehouse, job)
+    except Exception as exc:  # strict mode: the first failure is fatal
+        fail(f"{type(exc).__name__}: {exc}")
+    _finish(results)
+
+
+def _finish(results: list[Any]) -> None:
+    for r in results:
+        echo_result(r)
+    states = {r.status for r in results}
+    if "failed" in states:
+        raise typer.Exit(EXIT_PARTIAL if states - {"failed"} else EXIT_FAILED)
+    if "partial" in states:
+        raise typer.Exit(EXIT_PARTIAL)
+
+
+@app.command("metrics")
+def metrics_cmd(
+    baselines: Annotated[bool, typer.Option(help="Also score the four baselines.")] = True,
+    force: Annotated[bool, typer.Option(help="Rescore everything.")] = False,
+    eval_size: Annotated[int, typer.Option(help="Evaluation resolution (square).")] = 224,
+) -> None:
+    """Score every committed map not yet scored; refresh summaries (bootstrap CIs)."""
+    from ingest.metrics import materialise_metrics
+    from ssl_wc.metrics.kernels import MetricProtocol
+
+    _finish(materialise_metrics(STATE.warehouse, baselines=baselines, force=force,
+                                protocol=MetricProtocol(eval_size=(eval_size, eval_size))))
+
+
+@app.command("stats")
+def stats_cmd(
+    probe: Annotated[bool, typer.Option(help="Also run the linear probe.")] = True,
+    force: Annotated[bool, typer.Option(help="Recompute even if metrics are unchanged.")] = False,
+) -> None:
+    """Paired model comparisons (t, Wilcoxon, d_z, bootstrap CI, Holm/Bonferroni/BH)."""
+    from ingest.stats import materialise_stats
+
+    _finish(materialise_stats(STATE.warehouse, probe=probe, force=force))
+
+
+@app.command("probe")
+def probe_cmd(
+    force: Annotated[bool, typer.Option(help="Recompute even if features are unchanged.")] = False,
+    folds: Annotated[int, typer.Option(help="At most this many folds.")] = 5,
+) -> None:
+    """Linear probe (stratified k-fold, scaler inside folds) on stored features."""
+    from ingest.stats import materialise_probe
+
+    _finish([materialise_probe(STATE.warehouse, force=force, max_splits=folds)])
+
+
+@models_app.command("list")
+def models_list_cmd(
+    model_config: Annotated[Path | None, typer.Option(help="Also list models from this file.")] = None,
+    fmt: Annotated[Fmt, typer.Option("--format", "-f")] = Fmt.table,
+) -> None:
+    """The registry: key, hub id, revision, architecture, token layout, preprocessing."""
+    import polars as pl
+
+    from ssl_wc.models.registry import list_specs, load_user_specs
+
+    specs = list_specs() + (load_user_specs(model_config) if model_config else [])
+    rows = [{"key": s.key, "hub_id": s.hub_id or s.local_dir, "revision": s.revision or "",
+             "architecture": s.architecture, "patch": s.patch_size,
+             "input": f"{s.input_hw[0]}x{s.input_hw[1]}", "grid": f"{s.grid[0]}x{s.grid[1]}",
+             "cls": s.has_cls, "registers": s.num_registers,
+             "prefix_tokens": s.num_prefix_tokens, "layers": s.num_layers, "heads": s.num_heads,
+             "resize": s.resize_mode, "pooled": s.pooled, "default_method": s.default_method}
+            for s in specs]
+    print_frame(pl.DataFrame(rows), fmt)
+
+
+@app.command("leaderboard")
+def leaderboard_cmd(
+    metric: Annotated[str, typer.Option(help="Metric name (see metric_catalogue).")] = "iou",
+    percentile: Annotated[int, typer.Option(help="Percentile for IoU-type metrics.")] = 90,
+    fmt: Annotated[Fmt, typer.Option("--format", "-f")] = Fmt.table,
+) -> None:
+    """Best layer per model under its default method, baselines included."""
+    from ssl_wc import query
+    from ssl_wc.sqlfiles import named_query
+
+    df = query(named_query("leaderboard_cli"), {"metric": metric, "pct": percentile},
+               warehouse=str(STATE.warehouse.root))
+    print_frame(df, fmt)
+
+
+@app.command("demo")
+def demo_cmd(
+    models: Annotated[bool, typer.Option(help="Also run the tiny random-weight models.")] = True,
+    finetune: Annotated[bool, typer.Option(help="Also fine-tune a tiny model (3 strategies).")] = True,
+) -> None:
+    """Build the demo warehouse from the built-in SYNTHETIC data (no server)."""
+    from ingest.demo import build_demo
+
+    results = build_demo(STATE.warehouse, echo=typer.echo, models=models, finetune=finetune)
+    if models:
+        typer.echo("\nleaderboard (IoU@90, best layer under each model's default method; "
+                   "SYNTHETIC data, RANDOM weights):")
+        leaderboard_cmd(metric="iou", percentile=90, fmt=Fmt.table)
+    typer.echo(f"\ndemo warehouse ready at {STATE.warehouse.root}; "
+               "start the dashboards with `make serve`")
+    if any(r.status == "failed" for r in results):
+        raise typer.Exit(EXIT_PARTIAL)
+
+
 # ------------------------------------------------------------------------- query
 @app.command("sql")
 def sql_cmd(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import polars as pl
 import streamlit as st
@@ -70,14 +71,14 @@ def render() -> None:
             _card(row)
 
 
-def _card(row: dict[str, object]) -> None:
+def _card(row: dict[str, Any]) -> None:
     image_id = str(row["image_id"])
     pic = data.photo(row, max_side=320)
     if pic is not None:
         st.image(pic, width="stretch")
     else:
         st.markdown(":gray-background[no image file]")
-    styles = ", ".join(str(s) for s in row["style_names"] or []) or "no style"  # type: ignore[union-attr]
+    styles = ", ".join(str(s) for s in row["style_names"] or []) or "no style"
     st.markdown(f"**{image_id}**  \n{styles} · {row['n_boxes']} boxes")
     st.page_link("pages/image.py", label="Open", icon=":material/arrow_forward:",
                  query_params={"image": image_id})

@@ -2,67 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import polars as pl
 import streamlit as st
 
 from dashboards import data, figures, heatmap, ui
 
-PERCENTILES = (50, 60, 70, 75, 80, 85, 90, 95)
 #: metrics shown as tiles (in order); IoU family at the chosen percentile
 TILE_METRICS = ("iou", "coverage", "pointing_t15", "mse", "kl", "emd")
+SHORT = {"iou": "IoU@{p}", "coverage": "Coverage", "pointing_t15": "Pointing (15 px)",
+         "mse": "MSE", "kl": "KL", "emd": "EMD"}
 CHART_KEY = "image_chart"
 
 
-def box_shapes(boxes: pl.DataFrame) -> list[figures.BoxShape]:
-    """Boxes with hover text: feature name, its ontology ancestors, area."""
-    out = []
-    for b in boxes.iter_rows(named=True):
-        anc = ", ".join(b["ancestors"] or []) or "none (a root feature)"
-        hover = (f"<b>#{b['box_index']} {b['feature_name']}</b><br>ancestors: {anc}"
-                 f"<br>area {100 * (b['area_c'] or 0):.2f} % of the image"
-                 + ("<br>clamped to the image" if b["was_clamped"] else ""))
-        out.append(figures.BoxShape(int(b["box_index"]), float(b["left_c"]), float(b["top_c"]),
-                                    float(b["width_c"]), float(b["height_c"]), hover,
-                                    str(b["feature_name"])))
-    return out
 
 
-def heads_in_order(heads: list[int]) -> list[int]:
-    """Fused heads first (mean, max, min), then single heads in order."""
-    return sorted(set(heads), key=lambda h: (0, -h) if h < 0 else (1, h))
 
 
-def photo_or_placeholder(row: dict[str, Any], max_side: int = 768) -> tuple[np.ndarray, bool]:
-    """The image, or a grey canvas of its size when the file is missing."""
-    pic = data.photo(row, max_side=max_side)
-    if pic is not None:
-        return pic, True
-    w, h = int(row.get("width") or 640), int(row.get("height") or 480)
-    w, h = heatmap.fit_size(w, h, max_side)
-    return heatmap.placeholder(w, h), False
 
 
-def target_values(ml: pl.DataFrame, box: int, layer: int | None = None) -> pl.DataFrame:
-    """Rows of the long metrics for the union (box -1) or one box, optionally one layer."""
-    target = "image" if box < 0 else "box"
-    out = ml.filter((pl.col("target") == target) & (pl.col("box_index") == box))
-    if layer is not None:
-        out = out.filter(pl.col("layer") == layer)
-    return out
 
 
-def metric_value(rows: pl.DataFrame, metric: str, percentile: int | None) -> float | None:
-    """The value of one metric in rows of one layer (percentile for the IoU family)."""
-    sel = rows.filter(pl.col("metric") == metric)
-    if metric in data.PCT_METRICS:
-        sel = sel.filter(pl.col("percentile") == percentile)
-    if sel.height == 0:
-        return None
-    v = sel["value"][0]
-    return None if v is None else float(v)
 
 
 def _on_chart_select() -> None:
@@ -93,8 +52,8 @@ def render() -> None:
     assert image_id is not None
     row = gal.filter(pl.col("image_id") == image_id).row(0, named=True)
     boxes = data.image_boxes(image_id)
-    shapes = box_shapes(boxes)
-    pic, has_file = photo_or_placeholder(row)
+    shapes = figures.box_shapes(boxes)
+    pic, has_file = ui.photo_or_placeholder(row)
     styles = ", ".join(row["style_names"] or []) or "no style"
     st.markdown(f"**{image_id}** · {styles} · {boxes.height} expert boxes")
     if not has_file:
@@ -141,11 +100,11 @@ def render() -> None:
     layers = sorted(sub["layer"].unique().to_list())
     layer = ui.select_slider("Layer", layers, "layer", default=layers[-1], where=side)
     assert layer is not None
-    heads = heads_in_order(sub.filter(pl.col("layer") == layer)["head"].to_list())
+    heads = ui.heads_in_order(sub.filter(pl.col("layer") == layer)["head"].to_list())
     head = ui.select("Heads", heads, "head", default=-1 if -1 in heads else heads[0],
                      where=side, format_func=ui.head_label)
     assert head is not None
-    pct = ui.select_slider("Percentile (top-k region, IoU)", list(PERCENTILES), "pct",
+    pct = ui.select_slider("Percentile (top-k region, IoU)", list(ui.PERCENTILES), "pct",
                            default=90, where=side, format_func=lambda p: f"top {100 - p} %")
     side.divider()
     cmap = ui.select("Colour map", list(heatmap.COLORMAPS), "cmap", default="inferno",
@@ -177,8 +136,9 @@ def render() -> None:
         if grid is not None:
             gh, gw = grid.shape
             st.caption(f"Patch grid {gh}x{gw}, upsampled bilinearly (half-pixel centres) and "
-                       f"min-max normalised. Outline: the top {100 - int(pct or 90)} % pixels "
-                       f"at 224x224, the region IoU@{pct} scores.")
+                       f"min-max normalised. White outline: the top {100 - int(pct or 90)} % "
+                       f"pixels at 224x224, the region IoU@{pct} scores; cyan: expert boxes "
+                       f"(yellow: the chosen one; click a label to choose).")
     with right:
         _metrics_panel(model, variant, method, int(layer), int(head), image_id, box,
                        int(pct or 90), boxes)
@@ -199,7 +159,7 @@ def _metrics_panel(model: str, variant: str, method: str, layer: int, head: int,
         f"box #{box} " + str(boxes.filter(pl.col("box_index") == box)["feature_name"][0])
         if box in boxes["box_index"].to_list() else f"box #{box}")
     st.subheader(f"Metrics · {target}")
-    rows = target_values(ml, box, layer)
+    rows = data.target_values(ml, box, layer)
     if rows.height == 0:
         ui.missing(f"No metrics for {target} at layer {layer}", "ssl-wc metrics")
         return
@@ -209,7 +169,7 @@ def _metrics_panel(model: str, variant: str, method: str, layer: int, head: int,
         info = infos.get(m) or data.MetricInfo(m, data.FALLBACK_METRICS.get(
             m, (m, "higher", True))[0], data.FALLBACK_METRICS.get(m, (m, "higher", True))[1],
             True)
-        value = metric_value(rows, m, pct)
+        value = data.metric_value(rows, m, pct)
         delta = None
         if means is not None and box < 0 and value is not None:
             ref = means.filter((pl.col("metric") == m) & (pl.col("layer") == layer))
@@ -217,9 +177,11 @@ def _metrics_panel(model: str, variant: str, method: str, layer: int, head: int,
                 ref = ref.filter(pl.col("percentile") == pct)
             if ref.height and ref["mean"][0] is not None:
                 delta = f"{value - float(ref['mean'][0]):+.3f} vs mean"
-        tiles[i % 3].metric(info.title(pct), ui.fmt(value), delta=delta,
+        tiles[i % 3].metric(f"{SHORT[m].format(p=pct)} {info.arrow}", ui.fmt(value),
+                            delta=delta,
                             delta_color="inverse" if info.lower_is_better else "normal",
-                            help=info.description or None)
+                            help=f"{info.title(pct)}: {info.description}".strip(": ")
+                            if info.description else info.title(pct))
     if means is not None and box < 0:
         st.caption("Deltas: this image minus the mean over all images at this layer.")
     _progression(ml, infos, model, variant, method, layer, head, box, pct, means)
@@ -244,7 +206,7 @@ def _progression(ml: pl.DataFrame, infos: dict[str, data.MetricInfo], model: str
                                                             else None))
     assert metric is not None
     info = infos[metric]
-    sel = target_values(ml, box).filter(pl.col("metric") == metric)
+    sel = data.target_values(ml, box).filter(pl.col("metric") == metric)
     if metric in data.PCT_METRICS:
         sel = sel.filter(pl.col("percentile") == pct)
     lines = {"this image": sel.select("layer", pl.col("value").alias("mean"))}

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 from ssl_wc.lake.atomic import fsync_dir, fsync_file
 from ssl_wc.lake.locks import FileLock
@@ -166,13 +167,11 @@ def build_catalog_file(wh: WarehousePaths, target: Path, state: LakeState) -> No
                     full[tbl].append(f["path"])
                 elif alive:
                     partial[tbl].append(f["path"])
-        con.execute("CREATE TABLE _live_units (tbl VARCHAR, unit_key VARCHAR, run_id VARCHAR)")
-        if live_rows:
-            con.executemany("INSERT INTO _live_units VALUES (?, ?, ?)", live_rows)
-        con.execute("CREATE TABLE _manifest_files (run_id VARCHAR, tbl VARCHAR, path VARCHAR, "
-                    "rows BIGINT, bytes BIGINT, sha256 VARCHAR)")
-        if files_rows:
-            con.executemany("INSERT INTO _manifest_files VALUES (?, ?, ?, ?, ?, ?)", files_rows)
+        _create_table(con, "_live_units", ["tbl", "unit_key", "run_id"],
+                      [pa.string()] * 3, live_rows)
+        _create_table(con, "_manifest_files", ["run_id", "tbl", "path", "rows", "bytes", "sha256"],
+                      [pa.string(), pa.string(), pa.string(), pa.int64(), pa.int64(),
+                       pa.string()], files_rows)
         hist = run_history(wh, state)
         con.execute("""CREATE TABLE _runs (run_id VARCHAR, kind VARCHAR, status VARCHAR,
             started_at TIMESTAMPTZ, ended_at TIMESTAMPTZ, seconds DOUBLE, config_hash VARCHAR,
@@ -180,8 +179,7 @@ def build_catalog_file(wh: WarehousePaths, target: Path, state: LakeState) -> No
             device VARCHAR, row_counts_json VARCHAR, n_files INTEGER, n_errors INTEGER,
             error VARCHAR, summary_json VARCHAR)""")
         if hist:
-            con.executemany("INSERT INTO _runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                            "?, ?, ?)", [(
+            _insert_rows(con, "_runs", [(
                                 r.get("run_id"), r.get("kind"), r.get("status"),
                                 r.get("started_at"), r.get("ended_at"), r.get("seconds"),
                                 r.get("config_hash"), json.dumps(r.get("config", {}),
@@ -210,6 +208,25 @@ def build_catalog_file(wh: WarehousePaths, target: Path, state: LakeState) -> No
         con.execute("CHECKPOINT")
     finally:
         con.close()
+
+
+def _create_table(con: duckdb.DuckDBPyConnection, name: str, cols: list[str],
+                  types: list[pa.DataType], rows: list[tuple[Any, ...]]) -> None:
+    """Create ``name`` from Python rows in one Arrow hand-over (executemany is slow)."""
+    data = pa.table({c: pa.array([r[i] for r in rows], t)
+                     for i, (c, t) in enumerate(zip(cols, types, strict=True))})
+    con.register("_incoming", data)
+    con.execute(f"CREATE TABLE {name} AS SELECT * FROM _incoming")
+    con.unregister("_incoming")
+
+
+def _insert_rows(con: duckdb.DuckDBPyConnection, name: str, rows: list[tuple[Any, ...]]) -> None:
+    """Insert Python rows into an existing table through one Arrow hand-over."""
+    cols = [c[0] for c in con.sql(f"DESCRIBE {name}").fetchall()]
+    data = pa.table({c: pa.array([r[i] for r in rows]) for i, c in enumerate(cols)})
+    con.register("_incoming", data)
+    con.execute(f"INSERT INTO {name} SELECT * FROM _incoming")
+    con.unregister("_incoming")
 
 
 def _static_tables(con: duckdb.DuckDBPyConnection) -> None:

@@ -303,5 +303,7 @@ class Run:
 
 
 def _safe_part(v: str) -> str:
-    bad = '/\\=:*?"<>| '
-    return "".join("_" if ch in bad else ch for ch in v)
+    """Percent-encode a hive partition value (DuckDB decodes it back when reading)."""
+    from urllib.parse import quote
+
+    return quote(v, safe="-_.")

@@ -87,9 +87,9 @@ def resize(
     if tmp is None:
         tmp = np.empty((n, H, W))
     # vertical pass: out[:, i] = w0[i] * rows[:, i0[i]] + w1[i] * rows[:, i1[i]]
-    np.take(rows, ay.i0, axis=1, out=out)
+    np.take(rows, ay.i0, axis=1, out=out, mode="clip")  # "raise" would buffer out
     np.multiply(out, ay.w0[:, None], out=out)
-    np.take(rows, ay.i1, axis=1, out=tmp)
+    np.take(rows, ay.i1, axis=1, out=tmp, mode="clip")
     np.multiply(tmp, ay.w1[:, None], out=tmp)
     np.add(out, tmp, out=out)
     return out

@@ -127,3 +127,22 @@ def soft_target(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if peak > 0:
         out /= peak
     return np.clip(out, 0.0, 1.0)
+
+
+def squared_distance_to_union(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W) int64: squared Euclidean distance (in pixels) from each pixel to the nearest
+    pixel of the union mask; 0 inside. Exact: per box, dy and dx are integer gaps to the
+    box's pixel ranges. Empty boxes give an all -1 array."""
+    H, W = int(size[0]), int(size[1])
+    boxes = as_boxes(boxes)
+    if boxes.shape[0] == 0:
+        return np.full((H, W), -1, dtype=np.int64)
+    ys = np.arange(H, dtype=np.int64)
+    xs = np.arange(W, dtype=np.int64)
+    best = np.full((H, W), np.iinfo(np.int64).max, dtype=np.int64)
+    for box in boxes:
+        pb = pixel_box(box, size)
+        dy = np.maximum(np.maximum(pb.r0 - ys, ys - (pb.r1 - 1)), 0)
+        dx = np.maximum(np.maximum(pb.c0 - xs, xs - (pb.c1 - 1)), 0)
+        np.minimum(best, (dy * dy)[:, None] + (dx * dx)[None, :], out=best)
+    return best

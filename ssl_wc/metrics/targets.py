@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
-from scipy import ndimage
 
 from ssl_wc.metrics.emd import to_distribution, to_grid
 from ssl_wc.metrics.heatmap import axis_weights
-from ssl_wc.metrics.masks import as_boxes, soft_target, union_mask
+from ssl_wc.metrics.masks import as_boxes, soft_target, squared_distance_to_union, union_mask
 from ssl_wc.metrics.protocol import KL_EPS, MetricProtocol
 
 
@@ -107,12 +106,10 @@ def build_target(boxes: np.ndarray, protocol: MetricProtocol) -> Target:
             0, np.zeros(0, bool), np.zeros(0, np.intp), (), _EMPTY, 0.0, 0.0, _EMPTY, _EMPTY
         )
     mask2d = union_mask(boxes, size)
-    dist = ndimage.distance_transform_edt(~mask2d)
-    near = tuple(
-        np.ascontiguousarray((dist <= float(t)).ravel()) for t in protocol.pointing_tolerances_px
-    )
-    soft = soft_target(boxes, size)
-    s_kl = np.maximum(np.nan_to_num(soft, nan=0.0), 0.0).ravel() + KL_EPS
+    dist2 = squared_distance_to_union(boxes, size).ravel()
+    near = tuple(dist2 <= float(t) * float(t) for t in protocol.pointing_tolerances_px)
+    soft = soft_target(boxes, size)  # finite and in [0, 1] by construction
+    s_kl = soft.ravel() + KL_EPS
     s_kl /= s_kl.sum()
     s_hist = to_distribution(to_grid(soft[None], int(protocol.emd_grid)))[0]
     mask = mask2d.ravel()

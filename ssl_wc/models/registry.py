@@ -26,6 +26,7 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Literal
 
 PooledRule = Literal["cls", "map", "mean"]
@@ -319,7 +320,7 @@ register(ModelSpec(
     key="dinov2",
     hub_id="facebook/dinov2-with-registers-base",
     architecture="Dinov2WithRegistersModel",
-    config=_DINOV2_CONFIG,
+    config=MappingProxyType(_DINOV2_CONFIG),
     has_cls=True,
     num_registers=4,
     patch_size=14,
@@ -332,7 +333,7 @@ register(ModelSpec(
     key="dinov3",
     hub_id="facebook/dinov3-vitb16-pretrain-lvd1689m",
     architecture="DINOv3ViTModel",
-    config=_DINOV3_CONFIG,
+    config=MappingProxyType(_DINOV3_CONFIG),
     has_cls=True,
     num_registers=4,
     patch_size=16,
@@ -343,7 +344,7 @@ register(ModelSpec(
     key="mae",
     hub_id="facebook/vit-mae-base",
     architecture="ViTMAEModel",
-    config=_MAE_CONFIG,
+    config=MappingProxyType(_MAE_CONFIG),
     has_cls=True,
     num_registers=0,
     patch_size=16,
@@ -354,7 +355,7 @@ register(ModelSpec(
     key="clip",
     hub_id="openai/clip-vit-base-patch16",
     architecture="CLIPVisionModel",
-    config=_CLIP_CONFIG,
+    config=MappingProxyType(_CLIP_CONFIG),
     has_cls=True,
     num_registers=0,
     patch_size=16,
@@ -368,7 +369,7 @@ register(ModelSpec(
     key="siglip2",
     hub_id="google/siglip2-base-patch16-224",
     architecture="SiglipVisionModel",
-    config=_SIGLIP_CONFIG,
+    config=MappingProxyType(_SIGLIP_CONFIG),
     has_cls=False,
     num_registers=0,
     patch_size=16,
@@ -383,7 +384,7 @@ register(ModelSpec(
     key="siglip",
     hub_id="google/siglip-base-patch16-224",
     architecture="SiglipVisionModel",
-    config=_SIGLIP_CONFIG,
+    config=MappingProxyType(_SIGLIP_CONFIG),
     has_cls=False,
     num_registers=0,
     patch_size=16,

@@ -89,6 +89,11 @@ def t_log_sf(t: float, df: float) -> float:
     direct = float(stats.t.logsf(t, df))
     if direct > -650.0:
         return direct
+    return t_log_sf_series(t, df)
+
+
+def t_log_sf_series(t: float, df: float) -> float:
+    """log P(T > t), t > 0, through the incomplete-beta series (see :func:`t_log_sf`)."""
     a, b = df / 2.0, 0.5
     log_x = math.log(df) - 2.0 * math.log(t) - math.log1p(df / (t * t))
     log_1mx = -math.log1p(df / (t * t))
@@ -108,7 +113,9 @@ def paired_ttest(a: np.ndarray, b: np.ndarray) -> TTestResult:
     d = _pairs(a, b)
     n = int(d.size)
     if n < 2:
-        return TTestResult(n, float(d.mean()) if n else math.nan, math.nan, n - 1, math.nan, math.nan)
+        return TTestResult(
+            n, float(d.mean()) if n else math.nan, math.nan, n - 1, math.nan, math.nan
+        )
     mean = float(d.mean())
     sd = float(d.std(ddof=1))
     if sd == 0.0:

@@ -1,0 +1,189 @@
+"""Time every query the dashboard pages issue, on a full-scale synthetic warehouse.
+
+1. Builds (once; reused afterwards) a warehouse with the test fixture builder at full
+   scale: 139 images, 7 models x 12 layers x 13 head values (12 heads + fused mean) x
+   3 methods, all metric tables, 4 baselines (``tests/dashboard_fixture.py``).
+2. Renders every page with Streamlit's AppTest (default controls and a few other
+   settings), recording each named query and its parameters (``dashboards.data.RECORDER``).
+3. Replays each distinct query ``--reps`` times on a fresh read-only connection (as the
+   app does: open, query, close; no cache) and prints p50 / p95 per query against the
+   goal (p95 < 150 ms).
+
+    python benchmarks/bench_dashboard_queries.py [--warehouse DIR] [--rebuild] [--reps 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from dashboard_fixture import FixtureSpec, build_warehouse  # noqa: E402
+
+from dashboards import data  # noqa: E402
+
+FIXTURE_VERSION = "dashboard-fixture-1"
+
+#: (page, query parameters) rendered to collect the queries the pages issue
+PAGE_STATES: list[tuple[str, dict[str, str]]] = [
+    ("gallery", {}),
+    ("gallery", {"style": "Gothic", "feature": "Window"}),
+    ("image", {}),
+    ("image", {"model": "dinov3", "layer": "5", "head": "3", "box": "1", "metric": "kl"}),
+    ("image", {"model": "siglip", "method": "map", "pct": "75"}),
+    ("compare", {}),
+    ("compare", {"models": "dinov3@frozen,dinov2@frozen,clip@frozen", "method": "rollout"}),
+    ("leaderboard", {}),
+    ("leaderboard", {"metric": "kl", "rank": "best", "rollup": "with descendants"}),
+    ("heads", {}),
+    ("heads", {"model": "dinov3", "metric": "coverage", "layer": "10"}),
+    ("runs", {}),
+    ("sql", {}),
+]
+
+
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    if not s:
+        return float("nan")
+    k = (len(s) - 1) * q / 100.0
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+def ensure_warehouse(root: Path, rebuild: bool) -> None:
+    marker = root / "FIXTURE"
+    if not rebuild and marker.exists() and marker.read_text().strip() == FIXTURE_VERSION:
+        print(f"reusing {root}")
+        return
+    if root.exists():
+        shutil.rmtree(root)
+    t0 = time.perf_counter()
+    print(f"building the full-scale warehouse in {root} (about 1.5 min) ...", flush=True)
+    built = build_warehouse(root, FixtureSpec.full_scale())
+    marker.write_text(FIXTURE_VERSION + "\n")
+    size = sum(p.stat().st_size for p in (root / "lake").rglob("*.parquet"))
+    print(f"built {len(built.image_ids)} images, {size / 1e6:.0f} MB of Parquet in "
+          f"{time.perf_counter() - t0:.0f} s")
+
+
+def record_queries(root: Path) -> tuple[list[data.QueryRecord], dict[str, float]]:
+    """Render every page state once (cold cache), recording the queries issued."""
+    from streamlit.testing.v1 import AppTest
+
+    os.environ["SSL_WC_WAREHOUSE"] = str(root)
+    data.RECORDER = []
+    page_seconds: dict[str, float] = {}
+    for page, params in PAGE_STATES:
+        data.clear_caches()
+        at = AppTest.from_file(str(REPO / "dashboards" / "app.py"), default_timeout=300)
+        for k, v in params.items():
+            at.query_params[k] = v
+        at.switch_page(f"pages/{page}.py")
+        t0 = time.perf_counter()
+        at.run()
+        label = page + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
+        page_seconds[label] = time.perf_counter() - t0
+        problems = [str(e.value) for e in at.exception] + [str(e.value) for e in at.error]
+        if problems:
+            print(f"  ! {label}: {problems[:2]}")
+    recorded = data.RECORDER
+    data.RECORDER = None
+    return recorded, page_seconds
+
+
+def short(params: dict[str, Any]) -> str:
+    keep = {k: v for k, v in params.items() if k not in ("protocol", "sql")}
+    return ",".join(f"{k}={v}" for k, v in keep.items())[:60]
+
+
+def time_queries(root: Path, recorded: list[data.QueryRecord], reps: int
+                 ) -> list[dict[str, Any]]:
+    """Replay each distinct query on fresh connections; per query name, the worst case."""
+    distinct: dict[tuple[str, str], dict[str, Any]] = {}
+    for rec in recorded:
+        distinct.setdefault((rec.name, json.dumps(rec.params, sort_keys=True, default=str)),
+                            rec.params)
+    by_name: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for (name, _), params in distinct.items():
+        times: list[float] = []
+        rows = 0
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            if name == "<sql page>":
+                rows = data.run_user_sql(params["sql"]).frame.height
+            else:
+                rows = data.execute(name, params, root).height
+            times.append((time.perf_counter() - t0) * 1000)
+        by_name[name].append({"params": short(params), "rows": rows,
+                              "p50": statistics.median(times), "p95": percentile(times, 95),
+                              "max": max(times)})
+    out = []
+    for name, runs in by_name.items():
+        worst = max(runs, key=lambda r: r["p95"])
+        out.append({"query": name, "variants": len(runs), **worst})
+    return sorted(out, key=lambda r: -r["p95"])
+
+
+def connection_floor(root: Path, reps: int) -> dict[str, float]:
+    """Cost of open_reader + close alone (every query pays it)."""
+    from ssl_wc.warehouse import open_reader
+
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        open_reader(root, udfs=False).close()
+        times.append((time.perf_counter() - t0) * 1000)
+    return {"p50": statistics.median(times), "p95": percentile(times, 95)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--warehouse", type=Path, default=REPO / "bench_out" / "dashboard_wh")
+    ap.add_argument("--rebuild", action="store_true")
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--goal-ms", type=float, default=150.0)
+    ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    args = ap.parse_args()
+    root = args.warehouse.resolve()
+    ensure_warehouse(root, args.rebuild)
+    recorded, pages = record_queries(root)
+    floor = connection_floor(root, args.reps)
+    results = time_queries(root, recorded, args.reps)
+    print(f"\n{len(recorded)} queries issued by {len(PAGE_STATES)} page renders; "
+          f"{sum(r['variants'] for r in results)} distinct, {args.reps} reps each, fresh "
+          f"connection per query (open_reader + query + close)")
+    print(f"connection alone (open_reader + close): p50 {floor['p50']:.1f} ms, "
+          f"p95 {floor['p95']:.1f} ms\n")
+    head = f"{'query':28} {'vars':>4} {'rows':>6} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  goal"
+    print(head)
+    print("-" * len(head))
+    slow = 0
+    for r in results:
+        ok = r["p95"] < args.goal_ms
+        slow += not ok
+        print(f"{r['query']:28} {r['variants']:>4} {r['rows']:>6} {r['p50']:>8.1f} "
+              f"{r['p95']:>8.1f} {r['max']:>8.1f}  {'ok' if ok else 'SLOW'}")
+    print("\npage render, cold cache (AppTest, seconds):")
+    for label, secs in pages.items():
+        print(f"  {secs:6.2f}  {label}")
+    if args.json:
+        args.json.write_text(json.dumps({"floor": floor, "queries": results, "pages": pages},
+                                        indent=1))
+    print(f"\n{slow} of {len(results)} queries over the {args.goal_ms:.0f} ms p95 goal")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

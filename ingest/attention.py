@@ -1,0 +1,393 @@
+"""``ssl-wc ingest attention``: run backbones over the warehouse's annotated images and
+stream their attention maps and features into the lake, batch by batch.
+
+Units: one per (model, variant, method, image) for maps and (model, variant, 'features',
+image) for features. A unit is skipped when the live run that covers it used the same
+configuration hash (model source and revision, preprocessing, layers, heads, fusions,
+store dtype); ``force`` recomputes. ``shard="k/N"`` keeps the images whose stable hash
+falls in shard k of N, so N processes (or GPUs) can ingest disjoint parts and commit
+independently.
+
+Layer numbering in the warehouse: 0-based transformer block index (0..L-1, as in the
+published study: "layer 11" is the last block of a ViT-B). Features at layer -1 are the
+patch embeddings. Maps are stored as float32 patch grids, never token-by-token matrices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from ingest.common import JobResult
+from ssl_wc.lake.catalog import read_manifests
+from ssl_wc.lake.runs import Run, code_version, config_hash
+from ssl_wc.paths import WarehousePaths
+from ssl_wc.warehouse import ensure_catalog
+
+ALL_METHODS = ("cls", "rollout", "mean", "map", "gradcam")
+
+
+@dataclass
+class AttentionJob:
+    """What to extract. ``layers``/``heads`` None means all."""
+
+    models: Sequence[str]
+    methods: Sequence[str] = ("cls", "rollout", "mean", "map")
+    layers: Sequence[int] | None = None  # 0-based block indices
+    heads: Sequence[int] | None = None
+    fuse: Sequence[str] = ("mean",)
+    batch_size: int = 8
+    device: str = "auto"
+    dtype: str = "auto"
+    variant: str = "frozen"
+    features: bool = True
+    model_config: Path | None = None
+    shard: str | None = None
+    strict: bool = False
+    images: Sequence[str] | None = None
+    force: bool = False
+    progress: bool = True
+    specs: dict[str, Any] = field(default_factory=dict)  # key -> ModelSpec overrides
+    # fine-tuned variants: build the module to extract from (spec, device) -> nn.Module,
+    # and optionally a classifier (pooled -> logits) used as the Grad-CAM target
+    model_factory: Callable[[Any, Any], Any] | None = None
+    classifier_factory: Callable[[Any], Any] | None = None
+    extra_config: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_shard(shard: str | None) -> tuple[int, int] | None:
+    if not shard:
+        return None
+    try:
+        k, n = (int(x) for x in shard.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like k/N (e.g. 2/4), got {shard!r}") from None
+    if not 1 <= k <= n:
+        raise ValueError(f"--shard {shard}: k must be between 1 and N")
+    return k, n
+
+
+def in_shard(image_id: str, shard: tuple[int, int] | None) -> bool:
+    """Stable assignment of an image to one of N shards (sha256, never Python's hash)."""
+    if shard is None:
+        return True
+    k, n = shard
+    h = int.from_bytes(hashlib.sha256(image_id.encode()).digest()[:8], "little")
+    return h % n == k - 1
+
+
+def resolve_spec(key: str, job: AttentionJob) -> Any:
+    from ssl_wc.models.registry import get_spec, load_user_specs
+
+    if key in job.specs:
+        return job.specs[key]
+    if job.model_config is not None:
+        for s in load_user_specs(job.model_config):
+            if s.key == key:
+                return s
+    return get_spec(key)
+
+
+def methods_for(spec: Any, methods: Sequence[str]) -> list[str]:
+    """The requested methods that apply to this architecture."""
+    out = []
+    for m in methods:
+        if m not in ALL_METHODS:
+            raise ValueError(f"unknown method {m!r}; known: {', '.join(ALL_METHODS)}")
+        if m == "cls" and not spec.has_cls:
+            continue
+        if m == "map" and spec.pooled != "map":
+            continue
+        out.append(m)
+    return out
+
+
+def _image_rows(wh: WarehousePaths) -> list[tuple[str, Path]]:
+    ensure_catalog(wh)
+    con = duckdb.connect(str(wh.catalog), read_only=True)
+    try:
+        rows = con.sql("SELECT image_id, path, image_root FROM images WHERE has_file "
+                       "ORDER BY image_id").fetchall()
+    finally:
+        con.close()
+    return [(i, Path(root) / p) for i, p, root in rows]
+
+
+def _live_hashes(wh: WarehousePaths) -> dict[str, str]:
+    """unit -> configuration hash of the live run that covers it."""
+    state = read_manifests(wh)
+    by_run = {m["run_id"]: m for m in state.manifests}
+    out: dict[str, str] = {}
+    for (tbl, unit), rid in state.live.items():
+        if tbl in ("attention_maps", "features"):
+            hashes = by_run[rid].get("summary", {}).get("unit_hashes", {})
+            method = unit.split("|")[2]
+            out[unit] = hashes.get(method, "")
+    return out
+
+
+def _spec_identity(spec: Any) -> dict[str, Any]:
+    d = spec.describe()
+    d.pop("local_dir", None)  # moving the warehouse must not invalidate committed maps
+    return d
+
+
+def ingest_attention(wh: WarehousePaths, job: AttentionJob,
+                     echo: Callable[[str], None] | None = None) -> list[JobResult]:
+    """Run every requested model; one run (and one result) per model."""
+    images = _image_rows(wh)
+    if job.images is not None:
+        wanted = set(job.images)
+        images = [r for r in images if r[0] in wanted]
+    shard = parse_shard(job.shard)
+    images = [r for r in images if in_shard(r[0], shard)]
+    results = []
+    for key in job.models:
+        try:
+            results.append(_ingest_model(wh, job, key, images, echo))
+        except Exception as exc:
+            if job.strict:
+                raise
+            results.append(JobResult(f"attention:{key}", "failed", failed=len(images),
+                                     message=f"{type(exc).__name__}: {exc}"))
+            _record_model_failure(wh, job, key, exc)
+    return results
+
+
+def _record_model_failure(wh: WarehousePaths, job: AttentionJob, key: str,
+                          exc: BaseException) -> None:
+    """A model that could not run at all is recorded as a failed run with its error."""
+    run = Run(wh, "attention", {"model": key, "variant": job.variant}).start()
+    run.log_error("attention", key, exc)
+    run.fail(exc)
+
+
+def _ingest_model(wh: WarehousePaths, job: AttentionJob, key: str,
+                  images: list[tuple[str, Path]],
+                  echo: Callable[[str], None] | None) -> JobResult:
+    from ssl_wc.models.preprocess import PreprocessConfig
+
+    spec = resolve_spec(key, job)
+    methods = methods_for(spec, job.methods)
+    pre = PreprocessConfig.from_spec(spec)
+    n_layers = spec.num_layers
+    layers0 = list(range(n_layers)) if job.layers is None else \
+        sorted({(li % n_layers) for li in job.layers})
+    base_cfg = {"model": spec.key, "variant": job.variant, "spec": _spec_identity(spec),
+                "preprocess": pre.to_dict(), "layers": layers0,
+                "heads": "all" if job.heads is None else sorted(job.heads),
+                "fuse": list(job.fuse), "store_dtype": "float32", **job.extra_config}
+    hashes = {m: config_hash({**base_cfg, "method": m}) for m in methods}
+    if job.features:
+        hashes["features"] = config_hash({**base_cfg, "method": "features"})
+    live = {} if job.force else _live_hashes(wh)
+
+    def unit(method: str, image_id: str) -> str:
+        return f"{spec.key}|{job.variant}|{method}|{image_id}"
+
+    todo_methods = sorted({m for m in hashes for i, _ in images
+                           if live.get(unit(m, i)) != hashes[m]})
+    todo = [(i, p) for i, p in images
+            if any(live.get(unit(m, i)) != hashes[m] for m in todo_methods)]
+    name = f"attention:{spec.key}"
+    if not todo:
+        return JobResult(name, "skipped", skipped=len(images),
+                         message=f"{spec.key}: all {len(images)} images already ingested")
+    from ssl_wc.models.device import choose_device
+    from ssl_wc.models.loading import load_model
+
+    choice = choose_device(job.device, job.dtype)
+    quiet_hf()
+    t_load = time.monotonic()
+    if job.model_factory is not None:
+        model = job.model_factory(spec, choice)
+    else:
+        model = load_model(spec, choice).model
+    load_s = time.monotonic() - t_load
+    classifier = job.classifier_factory(choice) if job.classifier_factory else None
+    map_methods = [m for m in todo_methods if m != "features"]
+    cfg = {**base_cfg, "methods": map_methods, "features": "features" in todo_methods,
+           "device": choice.to_dict(), "shard": job.shard, "force": job.force}
+    with Run(wh, "attention", cfg, device=f"{choice.device}:{choice.dtype}") as run:
+        _write_source(run, spec, job, methods, hashes, pre, choice)
+        stats = _stream(run, model, spec, job, todo, map_methods,
+                        "features" in todo_methods, layers0, hashes, pre, classifier, echo)
+        summary = {"unit_hashes": hashes, "model": spec.key, "variant": job.variant,
+                   "n_images": stats["images"], "load_seconds": load_s, **stats}
+        manifest = run.commit(**summary)
+    return JobResult(name, manifest["status"], run.run_id, new=stats["images"],
+                     skipped=len(images) - len(todo), failed=len(run.errors),
+                     rows={"attention_maps": stats["maps"]},
+                     message=f"{spec.key}: {stats['images']} images, {stats['maps']} maps "
+                             f"({stats['images_per_s']:.1f} img/s on {choice.device})")
+
+
+def quiet_hf() -> None:
+    """No download/loading progress bars from transformers or the hub in our output."""
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    with contextlib.suppress(Exception):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+
+
+def _write_source(run: Run, spec: Any, job: AttentionJob, methods: list[str],
+                  hashes: dict[str, str], pre: Any, choice: Any) -> None:
+    gh, gw = spec.grid
+    run.write("map_sources", {
+        "model": [spec.key], "variant": [job.variant],
+        "config_hash": [json.dumps(hashes, sort_keys=True)],
+        "hub_id": [spec.hub_id or ""], "revision": [spec.revision or ""],
+        "architecture": [spec.architecture], "random_weights": [bool(spec.random_weights)],
+        "grid_h": [gh], "grid_w": [gw], "num_layers": [spec.num_layers],
+        "num_heads": [spec.num_heads], "transform_json": [json.dumps(pre.to_dict())],
+        "config_json": [json.dumps({**_spec_identity(spec), **job.extra_config},
+                                   default=str)],
+        "device": [choice.device], "dtype": [choice.dtype],
+        "default_method": [spec.default_method], "methods": [methods]},
+        unit_key=f"{spec.key}|{job.variant}|{run.run_id}")
+
+
+def _load_images(batch: list[tuple[str, Path]], run: Run,
+                 strict: bool) -> tuple[list[str], list[Any]]:
+    from PIL import Image
+
+    ids, ims = [], []
+    for image_id, path in batch:
+        try:
+            with Image.open(path) as im:
+                im.load()
+                ims.append(im.convert("RGB"))
+            ids.append(image_id)
+        except (OSError, ValueError) as exc:
+            if strict:
+                raise
+            run.log_error("attention", image_id, f"{path}: cannot read image: {exc}")
+    return ids, ims
+
+
+def _values_array(values: np.ndarray) -> pa.Array:
+    """(n, P) float32 -> list<float32> without a Python loop."""
+    n, p = values.shape
+    flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).reshape(-1))
+    offsets = pa.array(np.arange(0, (n + 1) * p, p, dtype=np.int32))
+    return pa.ListArray.from_arrays(offsets, flat)
+
+
+def _stream(run: Run, model: Any, spec: Any, job: AttentionJob, todo: list[tuple[str, Path]],
+            methods: list[str], features: bool, layers0: list[int], hashes: dict[str, str],
+            pre: Any, classifier: Any, echo: Callable[[str], None] | None) -> dict[str, Any]:
+    """Batch loop: read, preprocess, extract, write. Memory is bounded by one batch."""
+    import torch
+
+    from ssl_wc.models.extract import extract_batch
+    from ssl_wc.models.preprocess import preprocess_batch
+
+    layers1 = [li + 1 for li in layers0]
+    heads: str | list[int] | None = "all" if job.heads is None else list(job.heads)
+    n_maps = n_img = 0
+    t_fwd = 0.0
+    t0 = time.monotonic()
+    progress = _Progress(len(todo), spec.key, enabled=job.progress)
+    try:
+        for start in range(0, len(todo), job.batch_size):
+            batch = todo[start:start + job.batch_size]
+            ids, ims = _load_images(batch, run, job.strict)
+            if not ids:
+                progress.advance(len(batch))
+                continue
+            pixels, _ = preprocess_batch(ims, pre)
+            t1 = time.monotonic()
+            res = extract_batch(model, spec, torch.from_numpy(np.asarray(pixels)),
+                                methods=methods or [spec.default_method], layers=layers1,
+                                heads=heads, fuse=tuple(job.fuse), features=features,
+                                feature_layers=[0, *layers1] if features else None,
+                                classifier=classifier)
+            t_fwd += time.monotonic() - t1
+            if methods:
+                mb = res.maps
+                img_ids = np.asarray(ids, dtype=object)[mb.image]
+                meth = mb.method.astype(str)
+                n = len(mb)
+                run.write("attention_maps", {
+                    "model": pa.array([spec.key] * n), "variant": pa.array([job.variant] * n),
+                    "method": pa.array(meth), "layer": pa.array(mb.layer.astype(np.int16) - 1),
+                    "head": pa.array(mb.head.astype(np.int16)),
+                    "image_id": pa.array(img_ids.tolist()),
+                    "grid_h": pa.array(np.full(n, mb.grid_h, np.int16)),
+                    "grid_w": pa.array(np.full(n, mb.grid_w, np.int16)),
+                    "config_hash": pa.array([hashes[m] for m in meth]),
+                    "values": _values_array(mb.values)},
+                    unit_key=[f"{spec.key}|{job.variant}|{m}|{i}"
+                              for m, i in zip(meth, img_ids, strict=True)],
+                    partition={"model": spec.key})
+                n_maps += n
+            if features and res.features is not None:
+                fb = res.features
+                img_ids = np.asarray(ids, dtype=object)[fb.image]
+                n = len(fb)
+                run.write("features", {
+                    "model": pa.array([spec.key] * n), "variant": pa.array([job.variant] * n),
+                    "layer": pa.array(fb.layer.astype(np.int16) - 1),
+                    "image_id": pa.array(img_ids.tolist()),
+                    "kind": pa.array(fb.kind.astype(str)),
+                    "config_hash": pa.array([hashes["features"]] * n),
+                    "values": _values_array(fb.vectors)},
+                    unit_key=[f"{spec.key}|{job.variant}|features|{i}" for i in img_ids],
+                    partition={"model": spec.key})
+            n_img += len(ids)
+            progress.advance(len(batch))
+    finally:
+        progress.close()
+    wall = time.monotonic() - t0
+    if echo is not None:
+        echo(f"{spec.key}: {n_img} images in {wall:.1f}s ({n_img / max(wall, 1e-9):.1f} img/s)")
+    return {"images": n_img, "maps": n_maps, "seconds_total": wall, "seconds_model": t_fwd,
+            "images_per_s": n_img / max(wall, 1e-9), "code_version": code_version()}
+
+
+class _Progress:
+    """A rich progress bar (throughput and ETA) on stderr; silent when disabled."""
+
+    def __init__(self, total: int, label: str, enabled: bool) -> None:
+        self.bar: Any = None
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn,
+                                   TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+        from rich.text import Text
+
+        class Speed(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                return Text(f"{task.speed or 0:.1f} img/s")
+
+        self.bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                            MofNCompleteColumn(), Speed(),
+                            TimeElapsedColumn(), TimeRemainingColumn(),
+                            console=Console(stderr=True), transient=False)
+        self.bar.start()
+        self.task = self.bar.add_task(label, total=total)
+
+    def advance(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task, n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()

@@ -1,0 +1,212 @@
+"""``ssl-wc stats`` and ``ssl-wc probe``: paired model comparisons and linear probes.
+
+``model_comparisons``: for every pair of models (baselines included) per metric and
+percentile and layer rule (``best_layer``: each model at its best layer for that metric;
+``last_layer``), under each model's default method with the mean-fused map, paired over
+the images both scored: mean difference, bootstrap CI, Cohen's d_z, paired t-test and
+Wilcoxon signed-rank p-values (survival functions, never 0), and Holm, Bonferroni and
+Benjamini-Hochberg adjustments over the family stated in each row (all pairs of that
+metric, percentile, layer rule and variant).
+
+``probe_results``: a linear probe (stratified k-fold, scaler fitted inside folds) per
+model, variant, layer and feature kind, predicting the first listed style of the
+annotated images among the four study styles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from typing import Any
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from ingest.common import JobResult, last_manifest
+from ssl_wc.lake.catalog import read_manifests
+from ssl_wc.lake.runs import Run
+from ssl_wc.paths import WarehousePaths
+from ssl_wc.stats.bootstrap import paired_bootstrap_ci
+from ssl_wc.stats.multiple import benjamini_hochberg, bonferroni, holm
+from ssl_wc.stats.paired import paired_compare
+from ssl_wc.warehouse import ensure_catalog
+
+STUDY_STYLES = {"Q46261": "Romanesque", "Q176483": "Gothic", "Q236122": "Renaissance",
+                "Q840829": "Baroque"}
+COMPARED_METRICS = ("iou", "coverage", "pointing_t0", "pointing_t15", "topk_pointing",
+                    "relevance_rank_acc", "mse", "kl", "emd", "iou_over_max")
+
+
+def _fingerprint(wh: WarehousePaths, tables: tuple[str, ...]) -> str:
+    state = read_manifests(wh)
+    live = sorted(f"{t}|{u}|{r}" for (t, u), r in state.live.items() if t in tables)
+    return hashlib.sha256("\n".join(live).encode()).hexdigest()[:16]
+
+
+def _query(wh: WarehousePaths, sql: str) -> pl.DataFrame:
+    ensure_catalog(wh)
+    con = duckdb.connect(str(wh.catalog), read_only=True)
+    try:
+        return con.sql(sql).pl()
+    finally:
+        con.close()
+
+
+def materialise_stats(wh: WarehousePaths, *, probe: bool = True, force: bool = False,
+                      resamples: int = 10_000) -> list[JobResult]:
+    out = [materialise_comparisons(wh, force=force, resamples=resamples)]
+    if probe:
+        out.append(materialise_probe(wh, force=force))
+    return out
+
+
+def materialise_comparisons(wh: WarehousePaths, *, force: bool = False,
+                            resamples: int = 10_000) -> JobResult:
+    fp = _fingerprint(wh, ("metrics_map", "metrics_iou"))
+    prev = last_manifest(wh, "stats")
+    if not force and prev is not None and prev["summary"].get("input") == fp:
+        return JobResult("stats", "skipped", prev["run_id"],
+                         message="metrics unchanged since run " + prev["run_id"])
+    metrics = ", ".join(f"'{m}'" for m in COMPARED_METRICS)
+    df = _query(wh, f"""
+        SELECT l.model, l.variant, l.method, l.layer, l.protocol_hash, l.metric,
+               coalesce(l.percentile, -1) AS percentile, l.image_id, l.value, c.direction
+        FROM metric_long l
+        JOIN model_defaults d ON d.model = l.model AND d.default_method = l.method
+        LEFT JOIN metric_catalogue c ON c.metric = l.metric
+        WHERE l.target = 'image' AND l.head = -1 AND l.metric IN ({metrics})""")
+    rows: list[dict[str, Any]] = []
+    if df.height:
+        means = df.group_by(["model", "variant", "method", "layer", "protocol_hash", "metric",
+                             "percentile", "direction"]).agg(pl.col("value").mean())
+        for (phash, metric, pct, variant), grp in df.group_by(
+                ["protocol_hash", "metric", "percentile", "variant"]):
+            sub = means.filter((pl.col("protocol_hash") == phash) & (pl.col("metric") == metric)
+                               & (pl.col("percentile") == pct) & (pl.col("variant") == variant))
+            lower = (sub["direction"][0] if sub.height else "higher") == "lower"
+            for rule in ("best_layer", "last_layer"):
+                chosen = _choose_layers(sub, rule, lower)
+                rows += _compare_family(grp, chosen, str(metric), int(pct), rule,
+                                        str(variant), resamples)
+    with Run(wh, "stats", {"resamples": resamples, "metrics": COMPARED_METRICS}) as run:
+        if rows:
+            run.write("model_comparisons", pa.Table.from_pylist(rows), unit_key="*")
+        run.add_units("model_comparisons", ["*"])
+        run.commit(input=fp, comparisons=len(rows))
+    return JobResult("stats", run.status, run.run_id, new=len(rows),
+                     message=f"{len(rows)} paired comparisons")
+
+
+def _choose_layers(sub: pl.DataFrame, rule: str, lower: bool) -> dict[str, tuple[int, str]]:
+    """model -> (layer, method) under the rule."""
+    out: dict[str, tuple[int, str]] = {}
+    for (model,), g in sub.group_by(["model"]):
+        if rule == "last_layer":
+            r = g.sort("layer").row(-1, named=True)
+        else:
+            r = g.sort("value", descending=not lower, nulls_last=True).row(0, named=True)
+        out[str(model)] = (int(r["layer"]), str(r["method"]))
+    return out
+
+
+def _compare_family(grp: pl.DataFrame, chosen: dict[str, tuple[int, str]], metric: str,
+                    pct: int, rule: str, variant: str, resamples: int) -> list[dict[str, Any]]:
+    series: dict[str, dict[str, float]] = {}
+    for model, (layer, method) in chosen.items():
+        g = grp.filter((pl.col("model") == model) & (pl.col("layer") == layer)
+                       & (pl.col("method") == method))
+        series[model] = dict(zip(g["image_id"].to_list(), g["value"].to_list(), strict=True))
+    rows = []
+    models = sorted(series)
+    pairs = list(itertools.combinations(models, 2))
+    family = (f"all {len(pairs)} model pairs of {metric}"
+              f"{'@' + str(pct) if pct >= 0 else ''}, {rule}, variant {variant}")
+    for a, b in pairs:
+        common = sorted(set(series[a]) & set(series[b]))
+        va = np.array([series[a][i] for i in common], dtype=np.float64)
+        vb = np.array([series[b][i] for i in common], dtype=np.float64)
+        keep = np.isfinite(va) & np.isfinite(vb)
+        va, vb = va[keep], vb[keep]
+        row: dict[str, Any] = {
+            "metric": metric, "percentile": pct if pct >= 0 else None, "layer_rule": rule,
+            "method_rule": "default method, mean over heads", "model_a": a,
+            "variant_a": variant, "layer_a": chosen[a][0], "method_a": chosen[a][1],
+            "model_b": b, "variant_b": variant, "layer_b": chosen[b][0],
+            "method_b": chosen[b][1], "n": int(va.size), "family": family,
+            "family_size": len(pairs)}
+        if va.size >= 2:
+            res = paired_compare(va, vb)
+            ci = paired_bootstrap_ci(va, vb, n_resamples=resamples)
+            row.update(mean_a=res.mean_a, mean_b=res.mean_b, mean_diff=res.mean_diff,
+                       ci_low=ci.low, ci_high=ci.high, d_z=res.cohens_dz, t_stat=res.ttest.t,
+                       p_t=res.ttest.p, wilcoxon_stat=res.wilcoxon.statistic,
+                       p_wilcoxon=res.wilcoxon.p)
+        rows.append(row)
+    p = np.array([r.get("p_t", np.nan) for r in rows], dtype=np.float64)
+    ok = np.isfinite(p)
+    if ok.any():
+        for name, fn in (("p_holm", holm), ("p_bonferroni", bonferroni),
+                         ("p_bh", benjamini_hochberg)):
+            adj = np.full(p.shape, np.nan)
+            adj[ok] = fn(p[ok])
+            for r, v in zip(rows, adj, strict=True):
+                r[name] = None if np.isnan(v) else float(v)
+    for r in rows:
+        for k in ("mean_a", "mean_b", "mean_diff", "ci_low", "ci_high", "d_z", "t_stat", "p_t",
+                  "wilcoxon_stat", "p_wilcoxon", "p_holm", "p_bonferroni", "p_bh"):
+            v = r.get(k)
+            r[k] = None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
+    return rows
+
+
+def materialise_probe(wh: WarehousePaths, *, force: bool = False, seed: int = 0,
+                      max_splits: int = 5) -> JobResult:
+    """Linear probe on stored features of the annotated images (first listed style)."""
+    from ssl_wc.stats.probe import linear_probe
+
+    fp = _fingerprint(wh, ("features", "ann_images"))
+    prev = last_manifest(wh, "probe")
+    if not force and prev is not None and prev["summary"].get("input") == fp:
+        return JobResult("probe", "skipped", prev["run_id"],
+                         message="features unchanged since run " + prev["run_id"])
+    styles = ", ".join(f"'{s}'" for s in STUDY_STYLES)
+    df = _query(wh, f"""
+        SELECT f.model, f.variant, f.layer, f.kind, f.image_id, f."values", i.primary_style
+        FROM features f JOIN images i USING (image_id)
+        WHERE i.primary_style IN ({styles})
+        ORDER BY f.model, f.variant, f.kind, f.layer, f.image_id""")
+    rows: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for (model, variant, kind, layer), g in df.group_by(["model", "variant", "kind", "layer"],
+                                                         maintain_order=True):
+        y = np.asarray(g["primary_style"].to_list())
+        _, counts = np.unique(y, return_counts=True)
+        k = int(min(max_splits, counts.min())) if counts.size >= 2 else 0
+        if k < 2:
+            skipped.append(f"{model}/{kind}/{layer}")
+            continue
+        x = np.stack([np.asarray(v, dtype=np.float64) for v in g["values"].to_list()])
+        res = linear_probe(x, y, n_splits=k, seed=seed)
+        labels = [str(v) for v in res.labels]
+        rows.append({
+            "model": model, "variant": variant, "layer": layer, "feature_kind": kind,
+            "label_rule": "first listed style, 4 study styles", "n_images": int(y.size),
+            "n_folds": k, "seed": seed, "accuracy": res.accuracy,
+            "accuracy_sd": float(np.std(res.fold_accuracy, ddof=1)) if k > 1 else None,
+            "macro_f1": res.macro_f1,
+            "per_class_json": json.dumps({STUDY_STYLES.get(c, c): v for c, v in
+                                          zip(labels, res.per_class_accuracy.values(),
+                                              strict=True)}),
+            "confusion_json": json.dumps(np.asarray(res.confusion).tolist()),
+            "classes_json": json.dumps([STUDY_STYLES.get(c, c) for c in labels])})
+    with Run(wh, "probe", {"seed": seed, "max_splits": max_splits}) as run:
+        if rows:
+            run.write("probe_results", pa.Table.from_pylist(rows), unit_key="*")
+        run.add_units("probe_results", ["*"])
+        run.commit(input=fp, probes=len(rows), skipped=skipped[:20])
+    return JobResult("probe", run.status, run.run_id, new=len(rows),
+                     message=f"{len(rows)} probes" + (f", {len(skipped)} skipped (too few "
+                                                      "images per class)" if skipped else ""))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -30,10 +31,13 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from dashboard_fixture import FixtureSpec, build_warehouse  # noqa: E402
+from streamlit.logger import set_log_level  # noqa: E402
 
 from dashboards import data  # noqa: E402
 
-FIXTURE_VERSION = "dashboard-fixture-1"
+set_log_level(logging.ERROR)  # AppTest in bare mode warns about every cached call
+
+FIXTURE_VERSION = "dashboard-fixture-2"
 
 #: (page, query parameters) rendered to collect the queries the pages issue
 PAGE_STATES: list[tuple[str, dict[str, str]]] = [

@@ -12,9 +12,14 @@ SELECT run_id, tbl AS table_name, path, rows, bytes, sha256 FROM _manifest_files
 
 CREATE OR REPLACE VIEW catalog_info AS SELECT key, value FROM _catalog_meta;
 
+-- Per-item failures: those of committed (partial) runs from the lake, and those of runs
+-- that failed outright from their run records.
 CREATE OR REPLACE VIEW ingest_errors AS
-SELECT e.run_id, r.kind, r.started_at, e.step, e.item, e.error
-FROM _raw_ingest_errors e LEFT JOIN _runs r USING (run_id);
+SELECT e.run_id, r.kind, r.status, r.started_at, e.step, e.item, e.error
+FROM (SELECT run_id, step, item, error FROM _raw_ingest_errors
+      UNION ALL SELECT run_id, step, item, error FROM _run_errors) e
+LEFT JOIN _runs r USING (run_id)
+ORDER BY r.started_at;
 
 CREATE OR REPLACE VIEW feature_types AS
 SELECT f.label, f.name, f.parents,

@@ -132,10 +132,14 @@ class StepOutcome:
 @dataclass
 class PipelineResult:
     steps: list[StepOutcome] = field(default_factory=list)
+    strict: bool = False
 
     @property
     def status(self) -> str:
+        """success | partial | failed (in strict mode any failure fails the pipeline)."""
         states = {s.status for s in self.steps}
+        if self.strict and states & {"failed", "partial"}:
+            return "failed"
         if "failed" in states:
             ok = states & {"committed", "partial", "skipped"}
             return "partial" if ok else "failed"
@@ -212,7 +216,7 @@ def run_pipeline(wh: WarehousePaths, cfg: PipelineConfig, *, strict: bool = Fals
                  echo: Callable[[str], None] = print) -> PipelineResult:
     """Run the steps in order under the warehouse's pipeline lock."""
     strict = strict or cfg.get("pipeline", "strict")
-    result = PipelineResult()
+    result = PipelineResult(strict=strict)
     with FileLock(wh.ensure().locks / "pipeline.lock", blocking=False, label="ssl-wc run"):
         for step in cfg.get("pipeline", "steps"):
             t0 = time.monotonic()

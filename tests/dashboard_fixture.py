@@ -192,7 +192,8 @@ def _make_images(spec: FixtureSpec, rng: np.random.Generator
         ratio = float(rng.uniform(0.68, 0.85))
         sizes[image_id] = ((long_side, int(long_side * ratio)) if i % 3 else
                            (int(long_side * ratio), long_side))
-    return ids, boxes, labels, styles, sizes
+    # jobs process images in file-name order (so Parquet row groups cover id ranges)
+    return sorted(ids), boxes, labels, styles, sizes
 
 
 def _clamp(b: Sequence[float]) -> tuple[float, float, float, float, bool]:

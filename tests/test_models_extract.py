@@ -446,3 +446,22 @@ def test_user_added_checkpoint_from_a_folder(tmp_path: Path, cls_name: str,
                             fuse=("mean",), features=True)
     m = res.maps.get("cls", 2, HEAD_MEAN)
     assert m.shape == (2, 2, 3) and (m[:, r, c] == 1).all()
+
+
+def test_peft_wrapped_model_is_unwrapped(models: dict) -> None:
+    """A LoRA fine-tune (PEFT wrapper) extracts through the same code, adapters active."""
+    from peft import LoraConfig, get_peft_model
+
+    spec, base = models["dinov2"]
+    wrapped = get_peft_model(copy.deepcopy(base),
+                             LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    x = _pixels(spec, 2, 3)
+    plain = extract_batch(base, spec, x, methods=("cls",), features=False).maps.values
+    same = extract_batch(wrapped, spec, x, methods=("cls",), features=False).maps.values
+    np.testing.assert_allclose(same, plain, rtol=1e-5)  # LoRA B starts at 0: same maps
+    with torch.no_grad():
+        for name, p in wrapped.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 1.0)
+    moved = extract_batch(wrapped, spec, x, methods=("cls", "gradcam"), features=False)
+    assert not np.allclose(moved.maps.select(method="cls").values, plain)

@@ -191,6 +191,11 @@ def build_catalog_file(wh: WarehousePaths, target: Path, state: LakeState) -> No
                                 else r.get("files"), r.get("n_errors", 0), r.get("error"),
                                 json.dumps(r.get("summary", {}), sort_keys=True, default=str))
                                 for r in hist])
+        err_rows = [(r.get("run_id"), e.get("step", ""), e.get("item", ""), e.get("error", ""))
+                    for r in hist if r.get("status") in ("failed", "killed")
+                    for e in r.get("errors", [])]
+        _create_table(con, "_run_errors", ["run_id", "step", "item", "error"],
+                      [pa.string()] * 4, err_rows)
         con.execute("CREATE TABLE _catalog_meta (key VARCHAR, value VARCHAR)")
         con.executemany("INSERT INTO _catalog_meta VALUES (?, ?)", [
             ("root", root.as_posix()), ("commit_state", state.commit_state),

@@ -280,8 +280,10 @@ class Run:
         else:
             text = error
         with contextlib.suppress(Exception):
+            errors = self.errors or [{"step": self.kind, "item": "", "error": text}]
             write_json_atomic(self.record_path, self.record(
-                ended_at=utc_now(), error=text, seconds=time.monotonic() - self._t0))
+                ended_at=utc_now(), error=text, errors=errors,
+                seconds=time.monotonic() - self._t0))
             if self.rebuild:
                 self._refresh_catalog()
 

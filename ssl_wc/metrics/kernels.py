@@ -212,15 +212,71 @@ def _topk_intersections(
         wanted = np.zeros(c * _BUCKETS, dtype=bool)
         wanted[need_bucket] = True
         flat = np.flatnonzero(np.take(wanted, keys, mode="clip"))
-        in_g = np.zeros(c * n, dtype=bool)
-        in_g[g_flat] = True
         m_key = keys.ravel()[flat]
         order = np.lexsort((flat, -u.ravel()[flat], m_key))  # bucket, value desc, index asc
-        m_key = m_key[order]
-        g_cum = np.concatenate([[0], np.cumsum(in_g[flat[order]])])
+        flat, m_key = flat[order], m_key[order]
+        at = np.minimum(np.searchsorted(g_flat, flat), g_flat.size - 1)  # g_flat is sorted
+        g_cum = np.concatenate([[0], np.cumsum(g_flat[at] == flat)])
         start = np.searchsorted(m_key, need_bucket)
         inter[need_r, need_j] += g_cum[start + take[need_r, need_j]] - g_cum[start]
     return inter
+
+
+@dataclass
+class _Sums:
+    """Per-row sums over the heatmap A: sum(A), sum(A*G), sum(A*S), sum(A^2)."""
+
+    a: np.ndarray
+    ag: np.ndarray
+    as_: np.ndarray
+    aa: np.ndarray
+
+
+_GRID_ALGEBRA_MAX_CELLS = 1024
+
+
+def _heatmap_sums(
+    maps: np.ndarray,
+    u: np.ndarray,
+    lo: np.ndarray,
+    den: np.ndarray,
+    targets: Sequence[Target],
+    live: list[int],
+    ops: GridOps,
+    families: Collection[str],
+) -> _Sums:
+    """Sums over A = (U - min) / den, on the patch grid when it is small.
+
+    On a small grid (patch maps) the sums go through the interpolation matrices
+    (``GridOps``): O(cells) per map instead of O(pixels). A map already at the
+    evaluation size (baselines) is summed over its pixels.
+    """
+    c = maps.shape[0]
+    need_g, need_s = "coverage" in families, "mse" in families
+    if maps.shape[1] * maps.shape[2] <= _GRID_ALGEBRA_MAX_CELLS:
+        grid_a = (maps - lo[:, None, None]) / den[:, None, None]  # A = wy @ grid_a @ wx.T
+        sums = _Sums(
+            np.einsum("cab,ab->c", grid_a, ops.ones), np.zeros(c), np.zeros(c), np.zeros(c)
+        )
+        if need_s:
+            sums.aa = np.einsum("cab,cab->c", ops.py @ grid_a @ ops.px, grid_a)
+        for r in live:
+            g_proj, s_proj = targets[r].projections(ops)
+            if need_g:
+                sums.ag[r] = np.sum(grid_a[r] * g_proj)
+            if need_s:
+                sums.as_[r] = np.sum(grid_a[r] * s_proj)
+        return sums
+    a = (u - lo[:, None]) / den[:, None]
+    sums = _Sums(a.sum(axis=1), np.zeros(c), np.zeros(c), np.zeros(c))
+    if need_s:
+        sums.aa = np.einsum("ij,ij->i", a, a)
+    for r in live:
+        if need_g:
+            sums.ag[r] = np.sum(a[r], where=targets[r].mask)
+        if need_s:
+            sums.as_[r] = np.dot(a[r], targets[r].soft.ravel())
+    return sums
 
 
 def _score_chunk(
@@ -240,24 +296,16 @@ def _score_chunk(
     lo, hi = u.min(axis=1), u.max(axis=1)
     span = hi - lo
     den = span + NORM_EPS
-    grid_a = (maps - lo[:, None, None]) / den[:, None, None]  # A = wy @ grid_a @ wx.T
-    sum_a = np.einsum("cab,ab->c", grid_a, ops.ones)
     empty = np.array([tg.empty for tg in targets])
     live = [r for r in range(c) if not empty[r]]
+    sums = _heatmap_sums(maps, u, lo, den, targets, live, ops, families)
     tf: dict[str, np.ndarray] = {}
     pp: dict[str, np.ndarray] = {}
     nan = np.full(c, np.nan)
 
-    def projections(which: int) -> np.ndarray:
-        out = np.zeros((c, *ops.grid))
-        for r in live:
-            out[r] = targets[r].projections(ops)[which]
-        return out
-
     if "coverage" in families:
-        sum_ag = np.einsum("cab,cab->c", grid_a, projections(0))
         with np.errstate(divide="ignore", invalid="ignore"):
-            cov = np.where(sum_a < COVERAGE_MIN_MASS, 0.0, sum_ag / sum_a)
+            cov = np.where(sums.a < COVERAGE_MIN_MASS, 0.0, sums.ag / sums.a)
         tf["coverage"] = np.where(empty, np.nan, cov)
 
     if "pointing" in families:
@@ -269,10 +317,8 @@ def _score_chunk(
             tf[col] = hits
 
     if "mse" in families:
-        sum_a2 = np.einsum("cab,cab->c", ops.py @ grid_a @ ops.px, grid_a)
-        sum_as = np.einsum("cab,cab->c", grid_a, projections(1))
         s_sq = np.array([tg.s_sq for tg in targets])
-        mse = np.maximum(sum_a2 - 2.0 * sum_as + s_sq, 0.0) / n
+        mse = np.maximum(sums.aa - 2.0 * sums.as_ + s_sq, 0.0) / n
         tf["mse"] = np.where(empty, np.nan, mse)
 
     if "topk" in families or "kl" in families:
@@ -290,7 +336,7 @@ def _score_chunk(
             dot[r] = np.dot(d[r], targets[r].s_kl)
         ent = np.array([tg.s_kl_entropy for tg in targets])
         # sum S' log A' with A' = (A + eps) / Z and A + eps = d / den, Z = sum(A) + n*eps
-        tf["kl"] = ent - (dot - np.log(den) - np.log(sum_a + n * KL_EPS))
+        tf["kl"] = ent - (dot - np.log(den) - np.log(sums.a + n * KL_EPS))
 
     if "emd" in families:
         tf["emd"] = _emd_column(u, lo, den, targets, live, protocol, ops)

@@ -65,7 +65,7 @@ come back, else :class:`AttentionNotReturned` (the transformers 5.x ``sdpa`` tra
 
 Public: :func:`extract_batch`, :func:`gradcam_maps`, :func:`fuse_heads`,
 :func:`rollout_step`, :func:`attention_modules`, :func:`block_modules`,
-:func:`forward_kwargs`, :class:`MapBatch`, :class:`FeatureBatch`,
+:func:`forward_kwargs`, :func:`unwrap_model`, :class:`MapBatch`, :class:`FeatureBatch`,
 :class:`ExtractionResult`, :class:`MapRecord`, the ``HEAD_*`` constants.
 """
 
@@ -194,7 +194,8 @@ class FeatureBatch:
         keep = (self.kind == kind) & (self.layer == layer)
         if not keep.any():
             raise KeyError(f"no feature kind={kind!r} layer={layer}")
-        return self.vectors[keep]
+        out: np.ndarray = self.vectors[keep]
+        return out
 
     def to_columns(self) -> dict[str, np.ndarray]:
         return {"image": self.image, "layer": self.layer, "kind": self.kind,
@@ -260,6 +261,21 @@ def block_modules(model: nn.Module) -> list[nn.Module]:
     if len(mods) != n:
         raise ExtractionError(f"found {len(mods)} blocks for {n} layers")
     return mods
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The transformers backbone inside a wrapper: a PEFT model (``get_base_model()``; its
+    LoRA layers stay in place) and/or a task model (``*ForImageClassification``:
+    ``base_model``). A plain backbone is returned as is."""
+    get_base = getattr(model, "get_base_model", None)
+    if callable(get_base):
+        inner = get_base()
+        if isinstance(inner, nn.Module):
+            model = inner
+    base = getattr(model, "base_model", None)
+    if isinstance(base, nn.Module) and base is not model:
+        model = base
+    return model
 
 
 def _map_head_attention(model: nn.Module) -> nn.MultiheadAttention | None:
@@ -586,6 +602,7 @@ def gradcam_maps(
     (default class: the argmax). One forward + backward for all layers; parameters get no
     gradients. Images do not interact (per-token norms), so the batch sum gives per-image maps.
     """
+    model = unwrap_model(model)
     x = _as_tensor(pixel_values, model)
     gh, gw = _grid(spec, x)
     blocks = block_modules(model)
@@ -651,7 +668,8 @@ def extract_batch(
     """Maps (and features) for one batch; see the module docstring for every definition.
 
     Args:
-        model: a model from :func:`ssl_wc.models.loading.load_model` (eager attention).
+        model: a model from :func:`ssl_wc.models.loading.load_model` (eager attention), or
+            a PEFT / task wrapper around one (see :func:`unwrap_model`).
         spec: its :class:`ModelSpec` (token layout, pooling).
         pixel_values: (B, 3, H, W) preprocessed images; H and W multiples of the patch.
         methods: subset of ``cls``, ``rollout``, ``mean``, ``map``, ``gradcam``; default
@@ -678,6 +696,7 @@ def extract_batch(
             raise ValueError(f"unknown fusion {how!r} (mean, max, min)")
     if "rollout" in methods and not fuse:
         raise ValueError("rollout needs at least one head fusion in 'fuse'")
+    model = unwrap_model(model)
     x = _as_tensor(pixel_values, model)
     gh, gw = _grid(spec, x)
     n_layers = len(attention_modules(model))

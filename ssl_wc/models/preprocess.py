@@ -216,8 +216,9 @@ def transform_boxes(
     """
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     if isinstance(transform, Mapping):
+        hw = transform["input_hw"]
         transform = PreprocessConfig(
-            input_hw=tuple(transform["input_hw"]),  # type: ignore[arg-type]
+            input_hw=(int(hw[0]), int(hw[1])),
             resize_mode=transform["resize_mode"],
             interpolation=transform.get("interpolation", "bicubic"),
             native_short_side=transform.get("native_short_side"),

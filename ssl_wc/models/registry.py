@@ -548,22 +548,40 @@ _USER_KEYS: dict[str, tuple[type, ...]] = {
 }
 
 
+def _offline() -> bool:
+    return any(
+        os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
+        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: config.json is not a JSON object")
+    return data
+
+
 def _read_source_config(source: str, revision: str | None) -> dict[str, Any] | None:
-    """``config.json`` of a local folder, or from the local HF cache / hub for a hub id."""
+    """``config.json`` of a local folder, or of a hub id from the local HF cache, else from
+    the hub unless offline (``HF_HUB_OFFLINE`` read now). ``None`` if it cannot be found."""
     folder = Path(source).expanduser()
     if folder.is_dir():
         path = folder / "config.json"
-        return json.loads(path.read_text()) if path.exists() else None
-    try:
-        from huggingface_hub import hf_hub_download
+        return _read_json(path) if path.exists() else None
+    from huggingface_hub import hf_hub_download
 
-        offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
-        path_str = hf_hub_download(
-            source, "config.json", revision=revision, local_files_only=offline
-        )
-    except Exception:  # no cache, no network: the caller decides whether that is fatal
-        return None
-    return json.loads(Path(path_str).read_text())
+    for local_only in (True, False):
+        if not local_only and _offline():
+            return None
+        try:
+            found = hf_hub_download(
+                source, "config.json", revision=revision, local_files_only=local_only
+            )
+        except Exception:  # not cached / unreachable / no such repo: try the next source
+            continue
+        return _read_json(Path(found))
+    return None
 
 
 def _check_user_entry(key: str, entry: Mapping[str, Any], where: str) -> None:

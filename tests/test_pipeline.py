@@ -1,0 +1,107 @@
+"""`ssl-wc run`: strict TOML config, dry run, the lock, partial runs and exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import textwrap
+
+import pytest
+
+from ssl_wc.lake.locks import FileLock
+from ssl_wc.pipeline import ConfigError, load_config, validate
+from tests.conftest import ROOT, SSL_WC, cli_env
+
+
+def test_defaults_fill_in():
+    cfg = validate({})
+    assert cfg.get("attention", "batch_size") == 8
+    assert cfg.get("pipeline", "steps") == ["annotations", "images", "attention", "metrics",
+                                            "stats"]
+
+
+@pytest.mark.parametrize("raw, needle", [
+    ({"attention": {"batch_sise": 8}}, "unknown key attention.batch_sise"),
+    ({"atention": {}}, "unknown section [atention]"),
+    ({"attention": {"batch_size": "8"}}, "attention.batch_size must be integer"),
+    ({"attention": {"batch_size": True}}, "attention.batch_size must be integer"),
+    ({"attention": {"models": "dinov2"}}, "attention.models must be array"),
+    ({"attention": {"layers": [1, "2"]}}, "attention.layers[1] must be integer"),
+    ({"attention": {"layers": "some"}}, "attention.layers must be \"all\""),
+    ({"metrics": {"enabled": 1}}, "metrics.enabled must be boolean"),
+    ({"pipeline": {"steps": ["annotations", "plots"]}}, "unknown step"),
+])
+def test_strict_validation_names_the_key(raw, needle):
+    with pytest.raises(ConfigError) as err:
+        validate(raw, "p.toml")
+    assert needle in str(err.value)
+    assert str(err.value).startswith("p.toml:")
+
+
+def test_relative_paths_resolve_against_the_config(tmp_path):
+    (tmp_path / "p.toml").write_text('[annotations]\npath = "data/bp.json"\n')
+    cfg = load_config(tmp_path / "p.toml")
+    assert cfg.get("annotations", "path") == str(tmp_path / "data/bp.json")
+
+
+def _write_config(tmp_path, demo, models: str = '["nonexistent-model"]') -> str:
+    p = tmp_path / "pipeline.toml"
+    p.write_text(textwrap.dedent(f"""
+        [annotations]
+        path = "{demo.building_parts}"
+        style_names = "{demo.style_names}"
+        churches = "{demo.churches}"
+        [images]
+        folder = "{demo.images}"
+        [attention]
+        models = {models}
+        [metrics]
+        baselines = false
+        [stats]
+        probe = false
+    """))
+    return str(p)
+
+
+def _run(wh, *args):
+    return subprocess.run([*SSL_WC, "-w", str(wh), "run", *args], cwd=ROOT, env=cli_env(),
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_dry_run_touches_nothing(tmp_path, demo_data):
+    wh = tmp_path / "wh"
+    out = _run(wh, "--config", _write_config(tmp_path, demo_data), "--dry-run")
+    assert out.returncode == 0, out.stderr
+    assert "annotations" in out.stdout and "nonexistent-model" in out.stdout
+    assert not wh.exists()
+
+
+def test_bad_config_exits_2(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text("[attention]\nbatch_size = 'eight'\n")
+    out = _run(tmp_path / "wh", "--config", str(p))
+    assert out.returncode == 2
+    assert "attention.batch_size" in out.stderr
+
+
+def test_lock_held_exits_4(tmp_path, demo_data):
+    wh = tmp_path / "wh"
+    (wh / ".locks").mkdir(parents=True)
+    with FileLock(wh / ".locks" / "pipeline.lock", label="test holder"):
+        out = _run(wh, "--config", _write_config(tmp_path, demo_data))
+    assert out.returncode == 4
+    assert "another" in out.stderr
+
+
+def test_failing_model_gives_partial_run_and_error_view(tmp_path, demo_data):
+    wh = tmp_path / "wh"
+    out = _run(wh, "--config", _write_config(tmp_path, demo_data))
+    assert out.returncode == 3, out.stdout + out.stderr
+    assert "pipeline: partial" in out.stdout
+    import ssl_wc
+
+    errs = ssl_wc.query("SELECT step, item, error FROM ingest_errors", warehouse=str(wh))
+    assert errs.height == 1 and errs["item"][0] == "nonexistent-model"
+    assert "unknown model key" in errs["error"][0]
+    # --strict: the first failure is fatal
+    strict = _run(wh, "--config", _write_config(tmp_path, demo_data), "--strict")
+    assert strict.returncode == 1

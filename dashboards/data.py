@@ -26,10 +26,16 @@ import polars as pl
 import streamlit as st
 from PIL import Image
 
-from ssl_wc.paths import WarehousePaths, resolve_warehouse
-from ssl_wc.sqlfiles import named_query
-from ssl_wc.sqlguard import QueryRefused, check_statements, open_sandboxed
-from ssl_wc.warehouse import WarehouseMissing, commit_state, open_reader
+# The SQL page's connections register the metric UDFs, whose EMD uses POT; POT imports
+# torch (and jax, tensorflow, cupy) at import time unless told not to. The dashboards
+# never need those backends, and must not pay for (or depend on) torch.
+for _backend in ("PYTORCH", "JAX", "TENSORFLOW", "CUPY"):
+    os.environ.setdefault(f"POT_BACKEND_DISABLE_{_backend}", "1")
+
+from ssl_wc.paths import WarehousePaths, resolve_warehouse  # noqa: E402
+from ssl_wc.sqlfiles import named_query  # noqa: E402
+from ssl_wc.sqlguard import QueryRefused, check_statements, open_sandboxed  # noqa: E402
+from ssl_wc.warehouse import WarehouseMissing, commit_state, open_reader  # noqa: E402
 
 DEMO_HINT = "run `ssl-wc demo` to build a small demo warehouse"
 METRICS_HINT = "run `ssl-wc metrics`"
@@ -327,8 +333,12 @@ def attention_grid(model: str, variant: str, method: str, layer: int, head: int,
 
 
 def model_defaults() -> dict[str, str]:
-    df = query("dash_model_defaults")
-    return dict(zip(df["model"].to_list(), df["default_method"].to_list(), strict=True))
+    """The method each model is ranked by (from its map sources; baselines: baseline)."""
+    out: dict[str, str] = {}
+    for model, method in map_sources().select("model", "default_method").iter_rows():
+        if method and model not in out:
+            out[model] = method
+    return out
 
 
 # --------------------------------------------------------------------------- metrics

@@ -54,3 +54,58 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 SSL_WC = [sys.executable, "-m", "ssl_wc.cli"]
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory):
+    """Two tiny random-weight models (a CLS+registers ViT and a MAP-pooled SigLIP) saved
+    to disk, plus a user model file that points at them (the same loading code as real
+    weights). Returns (specs by key, path of the model TOML)."""
+    from ssl_wc.models.registry import build_random_model
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    specs = {}
+    for key, kw in [("dinov2", {"grid": 4, "num_layers": 12, "hidden_size": 16,
+                                "num_heads": 2}),
+                    ("siglip", {"grid": 4, "num_layers": 2, "hidden_size": 16,
+                                "num_heads": 2})]:
+        spec = build_random_model(key, root / key, seed=1, **kw)
+        specs[spec.key] = spec
+    toml = root / "models.toml"
+    lines = []
+    for spec in specs.values():
+        lines += [f'[models."{spec.key}"]', f'source = "{spec.local_dir}"',
+                  f"input_size = [{spec.input_hw[0]}, {spec.input_hw[1]}]", ""]
+    toml.write_text("\n".join(lines))
+    return specs, toml
+
+
+@pytest.fixture(scope="session")
+def scored_wh_template(tmp_path_factory: pytest.TempPathFactory, annotated_wh_template,
+                       tiny_models):
+    """Annotated warehouse + tiny-model maps + metrics (10 random trials) + stats."""
+    from ingest.attention import AttentionJob, ingest_attention
+    from ingest.metrics import materialise_metrics
+    from ingest.stats import materialise_stats
+    from ssl_wc.paths import WarehousePaths
+
+    dst = tmp_path_factory.mktemp("scored") / "wh"
+    shutil.copytree(annotated_wh_template, dst)
+    wh = WarehousePaths.of(dst)
+    specs, _ = tiny_models
+    res = ingest_attention(wh, AttentionJob(models=list(specs), specs=specs, progress=False,
+                                            methods=("cls", "rollout", "mean", "map"),
+                                            device="cpu"))
+    assert all(r.status == "committed" for r in res), [r.line() for r in res]
+    materialise_metrics(wh, random_trials=10)
+    materialise_stats(wh, resamples=1000)
+    return dst
+
+
+@pytest.fixture()
+def scored_wh(tmp_path: Path, scored_wh_template: Path):
+    from ssl_wc.paths import WarehousePaths
+
+    dst = tmp_path / "wh"
+    shutil.copytree(scored_wh_template, dst)
+    return WarehousePaths.of(dst)

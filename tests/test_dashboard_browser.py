@@ -135,7 +135,8 @@ STATE_JS = """
 (() => {
   const q = (s) => document.querySelectorAll(s).length;
   const main = document.querySelector('[data-testid="stMain"]')
-            || document.querySelector('section.main') || document.body;
+            || document.querySelector('section.main') || document.body
+            || document.documentElement;
   const plots = [...document.querySelectorAll('.js-plotly-plot')];
   const app = document.querySelector('[data-testid="stApp"]');
   return {
@@ -150,8 +151,9 @@ STATE_JS = """
     drawn: plots.filter(p => p.querySelector('.main-svg')).length,
     exceptions: q('[data-testid="stException"]'),
     blocks: q('[data-testid="stVerticalBlock"]'),
-    text: main.innerText,
-    height: Math.max(main.scrollHeight, document.body.scrollHeight),
+    text: main ? main.innerText : '',
+    height: Math.max(main ? main.scrollHeight : 0,
+                     document.body ? document.body.scrollHeight : 0),
   };
 })()
 """
@@ -163,7 +165,10 @@ def wait_idle(cdp: CDP, min_charts: int, timeout: float) -> dict[str, Any]:
     stable = 0
     state: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        state = cdp.evaluate(STATE_JS) or {}
+        try:
+            state = cdp.evaluate(STATE_JS) or {}
+        except RuntimeError:  # the document is being replaced (navigation)
+            state = {}
         ready = (state.get("script") == "notRunning" and state.get("blocks", 0) > 0
                  and state.get("running", 1) == 0 and state.get("skeleton", 1) == 0
                  and state.get("stale", 1) == 0 and state.get("drawn", 0) >= min_charts)
@@ -185,6 +190,23 @@ def screenshot(cdp: CDP, path: Path, height: int) -> None:
     path.write_bytes(base64.b64decode(data["data"]))
     cdp.call("Emulation.setDeviceMetricsOverride", width=VIEWPORT[0], height=VIEWPORT[1],
              deviceScaleFactor=1, mobile=False)
+
+
+#: Centres of the box-label markers (the last scatter trace of the first chart).
+BOX_POINTS_JS = """
+(() => {
+  const plot = document.querySelectorAll('.js-plotly-plot')[0];
+  const traces = plot.querySelectorAll('.scatterlayer .trace');
+  const last = traces[traces.length - 1];
+  return [...last.querySelectorAll('.point')].map(e => {
+    const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; });
+})()
+"""
+
+
+def click(cdp: CDP, x: float, y: float) -> None:
+    for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
+        cdp.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left", clickCount=1)
 
 
 ERROR_RE = re.compile(r"Traceback|\bError\b|went wrong|could not be drawn")
@@ -301,4 +323,22 @@ def test_pages_render_in_a_real_browser(app_url: str, cdp: CDP,
         for d in out_dirs:
             screenshot(cdp, d / f"{check.name}.png", int(state.get("height", VIEWPORT[1])))
         assert (tmp_path / f"{check.name}.png").stat().st_size > 10_000
+        if check.name == "image":
+            problems += click_a_box(cdp)
     assert not problems, "\n".join(problems)
+
+
+def click_a_box(cdp: CDP) -> list[str]:
+    """Clicking box #1's label on the picture switches the metrics (and the URL) to it."""
+    points = cdp.evaluate(BOX_POINTS_JS) or []
+    if len(points) < 2:
+        return [f"image: expected box label markers, found {len(points)}"]
+    click(cdp, *points[1])
+    deadline = time.monotonic() + PAGE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        state = wait_idle(cdp, 2, PAGE_TIMEOUT_S)
+        if "Metrics · box #1" in str(state.get("text", "")):
+            search = str(cdp.evaluate("location.search"))
+            return [] if "box=1" in search else [f"image: box=1 not in the URL {search}"]
+        time.sleep(0.3)
+    return ["image: clicking box #1 did not switch the metrics to it"]

@@ -24,6 +24,12 @@ def test_scale_one_is_exact_identity() -> None:
     rng = np.random.default_rng(0)
     maps = rng.normal(size=(3, 7, 5)) * 1e3
     np.testing.assert_array_equal(resize(maps, (7, 5)), maps)
+    # the weights themselves are exactly (1, 0), so the formula is the identity too
+    ax = axis_weights(7, 7)
+    np.testing.assert_array_equal(ax.w0, 1.0)
+    np.testing.assert_array_equal(ax.w1, 0.0)
+    np.testing.assert_array_equal(ax.i0, np.arange(7))
+    np.testing.assert_array_equal(ref_resize(maps[0], (7, 5)), maps[0])
 
 
 def test_edges_replicated_over_outer_half_patch() -> None:

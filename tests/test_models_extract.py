@@ -465,3 +465,18 @@ def test_peft_wrapped_model_is_unwrapped(models: dict) -> None:
                 p.normal_(0, 1.0)
     moved = extract_batch(wrapped, spec, x, methods=("cls", "gradcam"), features=False)
     assert not np.allclose(moved.maps.select(method="cls").values, plain)
+
+
+def test_task_model_wrapper_is_unwrapped(models: dict) -> None:
+    from ssl_wc.models.extract import unwrap_model
+
+    spec, base = models["dinov2"]
+    task = transformers.Dinov2WithRegistersForImageClassification(base.config)
+    task.dinov2_with_registers = base
+    assert unwrap_model(task, spec.architecture) is base
+    d3spec, d3 = models["dinov3"]
+    assert unwrap_model(d3, d3spec.architecture) is d3  # not its encoder (base_model)
+    x = _pixels(spec, 2, 2)
+    np.testing.assert_array_equal(
+        extract_batch(task, spec, x, methods=("cls",), features=False).maps.values,
+        extract_batch(base, spec, x, methods=("cls",), features=False).maps.values)

@@ -79,13 +79,16 @@ def resize(
         raise ValueError(f"maps must be (N, h, w), got shape {maps.shape}")
     n, h, w = maps.shape
     H, W = int(size[0]), int(size[1])
+    if out is None:
+        out = np.empty((n, H, W))
+    if (h, w) == (H, W):  # weights are exactly (1, 0): the resize is a copy
+        np.copyto(out, maps)
+        return out
+    if tmp is None:
+        tmp = np.empty((n, H, W))
     ay, ax = axis_weights(h, H), axis_weights(w, W)
     # horizontal pass on the small grid: (N, h, W)
     rows = maps[:, :, ax.i0] * ax.w0 + maps[:, :, ax.i1] * ax.w1
-    if out is None:
-        out = np.empty((n, H, W))
-    if tmp is None:
-        tmp = np.empty((n, H, W))
     # vertical pass: out[:, i] = w0[i] * rows[:, i0[i]] + w1[i] * rows[:, i1[i]]
     np.take(rows, ay.i0, axis=1, out=out, mode="clip")  # "raise" would buffer out
     np.multiply(out, ay.w0[:, None], out=out)

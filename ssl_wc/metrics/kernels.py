@@ -305,7 +305,7 @@ def _score_chunk(
 
     if "coverage" in families:
         with np.errstate(divide="ignore", invalid="ignore"):
-            cov = np.where(sums.a < COVERAGE_MIN_MASS, 0.0, sums.ag / sums.a)
+            cov = np.where(sums.a < COVERAGE_MIN_MASS, 0.0, np.clip(sums.ag / sums.a, 0.0, 1.0))
         tf["coverage"] = np.where(empty, np.nan, cov)
 
     if "pointing" in families:

@@ -81,7 +81,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ssl_wc.models.registry import ModelSpec
+from ssl_wc.models.spec import ModelSpec
 
 HEAD_MEAN = -1
 HEAD_MAX = -2
@@ -263,19 +263,26 @@ def block_modules(model: nn.Module) -> list[nn.Module]:
     return mods
 
 
-def unwrap_model(model: nn.Module) -> nn.Module:
-    """The transformers backbone inside a wrapper: a PEFT model (``get_base_model()``; its
-    LoRA layers stay in place) and/or a task model (``*ForImageClassification``:
-    ``base_model``). A plain backbone is returned as is."""
+def unwrap_model(model: nn.Module, architecture: str | None = None) -> nn.Module:
+    """The backbone inside a wrapper: a PEFT model (``get_base_model()``; its LoRA layers
+    stay in place) and/or a task model (``*ForImageClassification``, whose ``base_model``
+    is the backbone). With ``architecture`` (the spec's class name) the first candidate of
+    that class wins; a plain backbone is returned as is. (``base_model`` alone is not
+    enough: for DINOv3 it is the encoder inside the backbone.)
+    """
+    candidates = [model]
     get_base = getattr(model, "get_base_model", None)
-    if callable(get_base):
-        inner = get_base()
-        if isinstance(inner, nn.Module):
-            model = inner
-    base = getattr(model, "base_model", None)
-    if isinstance(base, nn.Module) and base is not model:
-        model = base
-    return model
+    if callable(get_base) and isinstance(inner := get_base(), nn.Module):
+        candidates.append(inner)
+    for c in list(candidates):
+        base = getattr(c, "base_model", None)
+        if isinstance(base, nn.Module) and base is not c:
+            candidates.append(base)
+    if architecture is not None:
+        for c in candidates:
+            if type(c).__name__ == architecture:
+                return c
+    return candidates[1] if len(candidates) > 1 and callable(get_base) else model
 
 
 def _map_head_attention(model: nn.Module) -> nn.MultiheadAttention | None:
@@ -602,7 +609,7 @@ def gradcam_maps(
     (default class: the argmax). One forward + backward for all layers; parameters get no
     gradients. Images do not interact (per-token norms), so the batch sum gives per-image maps.
     """
-    model = unwrap_model(model)
+    model = unwrap_model(model, spec.architecture)
     x = _as_tensor(pixel_values, model)
     gh, gw = _grid(spec, x)
     blocks = block_modules(model)
@@ -696,7 +703,7 @@ def extract_batch(
             raise ValueError(f"unknown fusion {how!r} (mean, max, min)")
     if "rollout" in methods and not fuse:
         raise ValueError("rollout needs at least one head fusion in 'fuse'")
-    model = unwrap_model(model)
+    model = unwrap_model(model, spec.architecture)
     x = _as_tensor(pixel_values, model)
     gh, gw = _grid(spec, x)
     n_layers = len(attention_modules(model))

@@ -58,7 +58,9 @@ def sidebar_status() -> None:
     root = data.warehouse_root()
     with st.sidebar:
         if data.warehouse_exists(root):
-            st.caption(f"Warehouse `{root}` · state `{data.state_token(root)}`")
+            updated = data.catalog_updated(root)
+            st.caption(f"Warehouse `{root}`" + (f" · catalog updated {updated}" if updated
+                                                  else ""))
         else:
             st.caption(f"No warehouse at `{root}` ({data.env_warehouse_hint()})")
 

@@ -15,7 +15,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,6 +87,15 @@ def warehouse_root() -> Path:
 def state_token(root: Path | None = None) -> str:
     """Changes whenever a new catalog is swapped in ("missing" when there is none)."""
     return commit_state(root or warehouse_root())
+
+
+def catalog_updated(root: Path | None = None) -> str | None:
+    """When the catalog was last swapped in (local time), None if there is none."""
+    try:
+        mtime = WarehousePaths(root or warehouse_root()).catalog.stat().st_mtime
+    except OSError:
+        return None
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(mtime))
 
 
 def warehouse_exists(root: Path | None = None) -> bool:
@@ -477,13 +486,6 @@ def describe_protocol(protocol_json: str | None) -> str:
     if not isinstance(obj, dict):
         return str(obj)[:80]
     return ", ".join(f"{k}={v}" for k, v in list(obj.items())[:6])
-
-
-def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
-    """Run ``fn`` and return (result, seconds)."""
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
 
 
 def env_warehouse_hint() -> str:

@@ -69,6 +69,12 @@ def box_shapes(boxes: pl.DataFrame) -> list[BoxShape]:
     return out
 
 
+def image_height(photo: np.ndarray, width: int, lo: int = 300, hi: int = 720) -> int:
+    """Figure height that fits a picture shown about ``width`` pixels wide."""
+    h, w = photo.shape[:2]
+    return int(min(max(width * h / max(w, 1) + 40, lo), hi))
+
+
 def _image_axes(fig: go.Figure, width: int, height: int, fig_height: int) -> None:
     fig.update_xaxes(visible=False, range=[0, width], constrain="domain")
     fig.update_yaxes(visible=False, range=[height, 0], scaleanchor="x", constrain="domain")
@@ -211,12 +217,16 @@ def progression_figure(lines: Mapping[str, pl.DataFrame], *, title: str, y_title
                                      line={"color": BASELINE_COLOR, "dash": "dash", "width": 1.5},
                                      name=label, hovertemplate=f"{label}: %{{y:.3f}}"
                                                                "<extra></extra>"))
+            fig.add_annotation(x=x1, y=value, text=label.replace("baseline: ", ""),
+                               showarrow=False, xanchor="left", xshift=4,
+                               font={"size": 10, "color": BASELINE_COLOR})
     if current_layer is not None:
         fig.add_vline(x=current_layer, line={"color": "#999", "dash": "dot", "width": 1})
     fig.update_xaxes(title={"text": "layer"}, dtick=1 if len(set(layers_all)) <= 24 else None)
     metric_axis(fig, y_title)
     fig.update_layout(title={"text": title, "font": {"size": 14}}, height=height,
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, meta={"chart": name},
+                      margin={"l": 10, "r": 110 if baselines else 10, "t": 40, "b": 10},
+                      meta={"chart": name},
                       legend={"orientation": "h", "y": -0.2})
     return fig
 

@@ -254,9 +254,11 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 
 # --------------------------------------------------------------------------- messages
-def missing(what: str, command: str | None = None) -> None:
+def missing(what: str, command: str | None = None, note: str | None = None) -> None:
     """A clear "this is not in the warehouse yet" message with the command to run."""
-    st.info(f"{what}" + (f": run `{command}`" if command else ""), icon=":material/info:")
+    st.info(f"{what}" + (f": run `{command}`" if command else "") + (f" ({note})" if note
+                                                                      else ""),
+            icon=":material/info:")
 
 
 def synthetic_banner() -> None:

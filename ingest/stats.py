@@ -107,7 +107,9 @@ def _choose_layers(sub: pl.DataFrame, rule: str, lower: bool) -> dict[str, tuple
         if rule == "last_layer":
             r = g.sort("layer").row(-1, named=True)
         else:
-            r = g.sort("value", descending=not lower, nulls_last=True).row(0, named=True)
+            # ties: the lowest layer (then method name) wins, so reruns choose the same
+            r = g.sort(["value", "layer", "method"], descending=[not lower, False, False],
+                       nulls_last=True).row(0, named=True)
         out[str(model)] = (int(r["layer"]), str(r["method"]))
     return out
 

@@ -128,18 +128,20 @@ WITH s AS (
     WHERE p.head = -1
 ),
 best_default AS (
+    -- ties go to the lowest layer: the key [score, -layer] orders them
     SELECT model, variant, protocol_hash, metric, percentile,
-           arg_max(layer, score) AS best_layer, max(score) AS best_score,
-           arg_max(mean, score) AS mean, arg_max(ci_low, score) AS ci_low,
-           arg_max(ci_high, score) AS ci_high, arg_max(n, score) AS n,
+           arg_max(layer, [score, -layer]) AS best_layer, max(score) AS best_score,
+           arg_max(mean, [score, -layer]) AS mean, arg_max(ci_low, [score, -layer]) AS ci_low,
+           arg_max(ci_high, [score, -layer]) AS ci_high, arg_max(n, [score, -layer]) AS n,
            any_value(default_method) AS default_method, any_value(direction) AS direction
     FROM s WHERE method = default_method
     GROUP BY ALL
 ),
 best_any AS (
     SELECT model, variant, protocol_hash, metric, percentile,
-           arg_max(method, score) AS best_any_method, arg_max(layer, score) AS best_any_layer,
-           arg_max(mean, score) AS best_any_mean
+           arg_max(method, [score, -layer]) AS best_any_method,
+           arg_max(layer, [score, -layer]) AS best_any_layer,
+           arg_max(mean, [score, -layer]) AS best_any_mean
     FROM s GROUP BY ALL
 )
 SELECT d.model, d.variant, is_baseline(d.model) AS is_baseline, d.protocol_hash, d.metric,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -161,24 +161,27 @@ def metrics_cmd(
     baselines: Annotated[bool, typer.Option(help="Also score the four baselines.")] = True,
     force: Annotated[bool, typer.Option(help="Rescore everything.")] = False,
     eval_size: Annotated[int, typer.Option(help="Evaluation resolution (square).")] = 224,
+    random_trials: Annotated[int, typer.Option(help="Trials of the random baseline.")] = 100,
 ) -> None:
     """Score every committed map not yet scored; refresh summaries (bootstrap CIs)."""
     from ingest.metrics import materialise_metrics
-    from ssl_wc.metrics.kernels import MetricProtocol
+    from ssl_wc.metrics.protocol import MetricProtocol
 
     _finish(materialise_metrics(STATE.warehouse, baselines=baselines, force=force,
-                                protocol=MetricProtocol(eval_size=(eval_size, eval_size))))
+                                protocol=MetricProtocol(eval_size=(eval_size, eval_size)),
+                                random_trials=random_trials))
 
 
 @app.command("stats")
 def stats_cmd(
     probe: Annotated[bool, typer.Option(help="Also run the linear probe.")] = True,
     force: Annotated[bool, typer.Option(help="Recompute even if metrics are unchanged.")] = False,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 10_000,
 ) -> None:
     """Paired model comparisons (t, Wilcoxon, d_z, bootstrap CI, Holm/Bonferroni/BH)."""
     from ingest.stats import materialise_stats
 
-    _finish(materialise_stats(STATE.warehouse, probe=probe, force=force))
+    _finish(materialise_stats(STATE.warehouse, probe=probe, force=force, resamples=resamples))
 
 
 @app.command("probe")
@@ -190,6 +193,88 @@ def probe_cmd(
     from ingest.stats import materialise_probe
 
     _finish([materialise_probe(STATE.warehouse, force=force, max_splits=folds)])
+
+
+class Strategy(StrEnum):
+    linear_probe = "linear_probe"
+    lora = "lora"
+    full = "full"
+
+
+@app.command("finetune")
+def finetune_cmd(
+    model: Annotated[str, typer.Option(help="Model key (ssl-wc models list; <key>-random: the "
+                                            "demo's tiny random-weight replica).")],
+    strategy: Annotated[Strategy, typer.Option(help="What is trained: the head only, LoRA "
+                                                    "adapters + head, or everything.")],
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 3,
+    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 16,
+    lr_backbone: Annotated[float | None, typer.Option(
+        help="Backbone (LoRA: adapter) learning rate; default lora 5e-4, full 1e-5.")] = None,
+    lr_head: Annotated[float, typer.Option(help="Head learning rate.")] = 1e-3,
+    lora_rank: Annotated[int, typer.Option(help="LoRA rank r.")] = 8,
+    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha (scale alpha / r).")] = 16,
+    seed: Annotated[int, typer.Option(help="Seed of the split, the head and the shuffling.")] = 0,
+    val_fraction: Annotated[float, typer.Option(help="Share of churches for validation.")] = 0.2,
+    images: Annotated[Path | None, typer.Option(
+        help="Image folder (default: the one of the last `ingest images`).")] = None,
+    churches: Annotated[Path | None, typer.Option(
+        help="churches.json (default: the one of the last `ingest annotations`).")] = None,
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
+    ingest: Annotated[bool, typer.Option(
+        help="Also extract the fine-tuned maps as a variant, score them and compare with "
+             "the frozen model.")] = True,
+    methods: Annotated[str, typer.Option(
+        help="Attention methods of the variant.")] = "cls,rollout,mean",
+    extract_batch_size: Annotated[int, typer.Option(
+        help="Images per extraction batch (use the frozen run's for bit-identical probes).")] = 8,
+    num_workers: Annotated[int, typer.Option(help="Data-loading worker processes.")] = 0,
+    model_config: Annotated[Path | None, typer.Option(help="TOML/JSON with extra models.")] = None,
+    force: Annotated[bool, typer.Option(help="Retrain even if this config is committed.")] = False,
+) -> None:
+    """Fine-tune a backbone on the 4-style task; ingest it as variant <strategy>.
+
+    The annotated images and every other photo of their churches never enter training or
+    validation. Exit codes: 0 success, 3 partial success, 1 failure.
+    """
+    from ingest.attention import ALL_METHODS
+    from ingest.finetune import (
+        FinetuneInputError,
+        ensure_frozen,
+        ingest_variant,
+        materialise_variant_deltas,
+        run_finetune,
+    )
+    from ingest.metrics import materialise_metrics
+    from ssl_wc.finetune.split import SplitError
+    from ssl_wc.models.registry import SpecError
+
+    wanted = [m for m in methods.split(",") if m]
+    bad = [m for m in wanted if m not in ALL_METHODS]
+    if bad or not wanted:
+        fail(f"--methods: unknown {bad or methods!r}; choose from {', '.join(ALL_METHODS)}",
+             EXIT_USAGE)
+    wh = STATE.warehouse
+    try:
+        res = run_finetune(wh, model, strategy.value, epochs=epochs, batch_size=batch_size,
+                           lr_backbone=lr_backbone, lr_head=lr_head, lora_rank=lora_rank,
+                           lora_alpha=lora_alpha, seed=seed, val_fraction=val_fraction,
+                           images=images, churches=churches, device=device,
+                           num_workers=num_workers, force=force, model_config=model_config,
+                           echo=typer.echo)
+    except (FinetuneInputError, SplitError, SpecError, ValueError, RuntimeError) as exc:
+        fail(f"{exc}\nnothing was trained; the warehouse is unchanged.")
+    results: list[Any] = [res]
+    if ingest and res.status in ("committed", "skipped"):
+        # incremental: frozen maps only for methods that have none, the variant unless
+        # this checkpoint's maps are committed, metrics not yet scored, deltas if changed
+        results += ensure_frozen(wh, model, wanted, device=device,
+                                 batch_size=extract_batch_size, model_config=model_config)
+        results += ingest_variant(wh, res.finetune_id, wanted, device=device,
+                                  batch_size=extract_batch_size)
+        results += materialise_metrics(wh)
+        results.append(materialise_variant_deltas(wh))
+    _finish(results)
 
 
 @models_app.command("list")

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import duckdb
 import numpy as np
@@ -136,6 +137,21 @@ def test_gallery_feature_filter_rolls_up_the_ontology(wh: BuiltWarehouse) -> Non
         [c.value for c in at.caption]
     at.text_input(key="qp_q").input("no-such-image").run()
     assert any("No image matches" in i.value for i in at.info)
+
+
+def test_gallery_links_open_the_image_page_on_that_image(wh: BuiltWarehouse) -> None:
+    at = run_page("pages/gallery.py")
+    targets = [parse_qs(link.proto.query_string)["image"][0] for link in at.get("page_link")]
+    for image in targets[1:3]:  # one session: gallery -> image -> gallery -> other image
+        at.switch_page("pages/image.py")
+        at.query_params.clear()
+        at.query_params["image"] = image
+        at.run()
+        assert not at.exception
+        assert at.selectbox(key="qp_image").value == image
+        at.switch_page("pages/gallery.py")
+        at.query_params.clear()
+        at.run()
 
 
 # --------------------------------------------------------------------------- Image

@@ -50,7 +50,9 @@ def render() -> None:
     row = gal.filter(pl.col("image_id") == image_id).row(0, named=True)
     idx = data.map_index(image_id)
     if idx.height == 0:
-        ui.missing(f"No attention maps for {image_id} yet", "ssl-wc ingest attention")
+        ui.missing(f"No attention maps for {image_id} yet",
+                   "ssl-wc ingest attention --models <model>",
+                   "`ssl-wc models list` shows the model keys")
         return
     srcs = idx.select("model", "variant").unique().sort("model", "variant")
     multi = srcs.group_by("model").agg(pl.col("variant")).filter(
@@ -62,7 +64,7 @@ def render() -> None:
         if multi.height == 0:
             ui.missing("No model has a fine-tuned variant with maps for this image (fine-tune "
                        "a model, then ingest its attention maps under the variant name)",
-                       "ssl-wc ingest attention --variant <name>")
+                       "ssl-wc ingest attention --models <model> --variant <name>")
             return
         model = ui.select("Model", sorted(multi["model"].to_list()), "model", where=side,
                           format_func=ui.model_label)
@@ -122,14 +124,15 @@ def render() -> None:
         with col:
             label = ui.model_label(model, variant)
             if grid is None:
-                ui.missing(f"No {m} map for {label} at layer {layer} "
+                ui.missing(f"No '{m}' map for {label} at layer {layer} "
                            f"({ui.head_label(int(head))})",
                            f"ssl-wc ingest attention --models {model} --methods {m}")
                 continue
             fig = figures.overlay_figure(pic, grid, cmap=cmap, opacity=opacity,
                                          percentile=float(pct), boxes=shapes,
                                          title=f"{label} · {m}", name=f"overlay:{model}@{variant}",
-                                         fig_height=420)
+                                         fig_height=figures.image_height(
+                                             pic, 1000 // max(len(chosen), 1)))
             st.plotly_chart(fig, width="stretch", config=ui.chart_config())
             st.caption(_score_line(model, variant, m, int(layer), int(head), image_id,
                                    int(pct), protocol))
@@ -169,7 +172,8 @@ def _difference_section(pic: np.ndarray, grids: list[tuple[str, str, str, np.nda
     st.subheader("Difference map")
     st.markdown(f":red[**red**]: {gain} · :blue[**blue**]: {loss}")
     fig = figures.difference_figure(pic, diff, title=title, gain_label=gain, loss_label=loss,
-                                    boxes=shapes, name="difference", fig_height=480)
+                                    boxes=shapes, name="difference",
+                                    fig_height=figures.image_height(pic, 640))
     st.plotly_chart(fig, width="stretch", config=ui.chart_config())
     st.caption(note)
 

@@ -20,7 +20,9 @@ def render() -> None:
     infos = data.metric_infos(protocol)
     srcs = data.map_sources()
     if srcs.height == 0:
-        ui.missing("No attention maps in the warehouse yet", "ssl-wc ingest attention")
+        ui.missing("No attention maps in the warehouse yet",
+                   "ssl-wc ingest attention --models <model>",
+                   "`ssl-wc models list` shows the model keys")
         return
     side = st.sidebar
     models = sorted(srcs["model"].unique().to_list())

@@ -9,7 +9,7 @@ from dashboards import data, figures, heatmap, ui
 
 #: metrics shown as tiles (in order); IoU family at the chosen percentile
 TILE_METRICS = ("iou", "coverage", "pointing_t15", "mse", "kl", "emd")
-SHORT = {"iou": "IoU@{p}", "coverage": "Coverage", "pointing_t15": "Pointing (15 px)",
+SHORT = {"iou": "IoU@{p}", "coverage": "Coverage", "pointing_t15": "Pointing",
          "mse": "MSE", "kl": "KL", "emd": "EMD"}
 CHART_KEY = "image_chart"
 
@@ -63,7 +63,9 @@ def render() -> None:
     idx = data.map_index(image_id)
     if idx.height == 0:
         ui.missing(f"No attention maps for {image_id} yet",
-                   "ssl-wc ingest attention (then `ssl-wc metrics` for the scores)")
+                   "ssl-wc ingest attention --models <model>",
+                   "then `ssl-wc metrics` for the scores; `ssl-wc models list` shows the model "
+                   "keys")
         st.plotly_chart(figures.overlay_figure(pic, None, cmap="inferno", opacity=0.0,
                                                percentile=None, boxes=shapes, name="overlay"),
                         width="stretch", config=ui.chart_config())
@@ -91,7 +93,7 @@ def render() -> None:
     assert method is not None
     sub = mine.filter((pl.col("variant") == variant) & (pl.col("method") == method))
     if sub.height == 0:
-        ui.missing(f"No {method} maps for {ui.model_label(model, variant)} on this image",
+        ui.missing(f"No '{method}' maps for {ui.model_label(model, variant)} on this image",
                    f"ssl-wc ingest attention --models {model} --methods {method}")
         st.plotly_chart(figures.overlay_figure(pic, None, cmap="inferno", opacity=0.0,
                                                percentile=None, boxes=shapes, name="overlay"),
@@ -130,7 +132,7 @@ def render() -> None:
             pic, grid, cmap=cmap or "inferno", opacity=opacity,
             percentile=float(pct) if show_region and pct is not None else None,
             boxes=shapes if show_boxes else (), selected_box=box if box >= 0 else None,
-            title=title)
+            title=title, fig_height=figures.image_height(pic, 640))
         st.plotly_chart(fig, width="stretch", config=ui.chart_config(), key=CHART_KEY,
                         on_select=_on_chart_select, selection_mode="points")
         if grid is not None:

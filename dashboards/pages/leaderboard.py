@@ -84,7 +84,7 @@ def render() -> None:
                + (f" · reference: {info.reference}" if info.reference else ""))
     if variant is None:
         ui.missing("Only baselines have summaries so far; no model is scored yet",
-                   "ssl-wc ingest attention && ssl-wc metrics")
+                   "ssl-wc ingest attention --models <model> && ssl-wc metrics")
         return
     defaults = data.model_defaults()
     ranked = rank_models(prog, defaults, variant, rule, info.lower_is_better)
@@ -222,7 +222,7 @@ def _features(ranked: pl.DataFrame, metric: str, pct: int | None, protocol: str,
     fig.update_xaxes(range=[0, float(top_mean) * 1.3 if isinstance(top_mean, int | float)
                             and top_mean > 0 else 1.0])
     fig.update_layout(height=max(260, 60 + 24 * top.height), meta={"chart": "features"},
-                      margin={"l": 10, "r": 10, "t": 10, "b": 10})
+                      margin={"l": 10, "r": 10, "t": 36, "b": 10})
     st.plotly_chart(fig, width="stretch", config=ui.chart_config())
     st.dataframe(df.select("feature_name", "n_boxes", "n_images", "mean", "sd"),
                  hide_index=True, width="stretch", column_config={

@@ -86,7 +86,8 @@ def _timeline(runs: pl.DataFrame) -> go.Figure:
             hovertemplate="%{customdata}<br>%{text}: %{y:.2f} s<extra></extra>"))
     secs = [s for s in runs["seconds"].to_list() if s]
     log = bool(secs) and max(secs) / max(min(secs), 1e-3) > 100
-    fig.update_yaxes(title={"text": "duration (s)"}, type="log" if log else "linear")
+    fig.update_yaxes(title={"text": "duration (s)"}, type="log" if log else "linear",
+                     dtick=1 if log else None)
     fig.update_xaxes(title={"text": "run (start time)"}, type="category",
                      categoryorder="array", categoryarray=order)
     fig.update_layout(height=340, margin={"l": 10, "r": 10, "t": 30, "b": 10},

@@ -74,7 +74,8 @@ def seed_worker(worker_id: int) -> None:
 
 
 def make_loader(dataset: StyleDataset, batch_size: int, *, shuffle: bool, seed: int,
-                num_workers: int = 0, pin_memory: bool = False) -> DataLoader[tuple[torch.Tensor, int]]:
+                num_workers: int = 0,
+                pin_memory: bool = False) -> DataLoader[tuple[torch.Tensor, int]]:
     """A DataLoader whose shuffling order depends only on ``seed``."""
     gen = torch.Generator()
     gen.manual_seed(int(seed))

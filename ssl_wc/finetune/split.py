@@ -123,7 +123,8 @@ def church_styles(churches: str | Path | Mapping[str, Sequence[str]]) -> dict[st
     return {q: list(s or []) for q, s in zip(qids, styles, strict=True)}
 
 
-def _files(images: str | Path | Iterable[tuple[str, str | Path]]) -> tuple[str, list[tuple[str, str]]]:
+def _files(images: str | Path | Iterable[tuple[str, str | Path]]
+           ) -> tuple[str, list[tuple[str, str]]]:
     if isinstance(images, str | Path):
         folder = Path(images).expanduser().resolve()
         if not folder.is_dir():
@@ -184,7 +185,7 @@ def build_split(images: str | Path | Iterable[tuple[str, str | Path]],
         n = len(group)
         if n == 0:
             continue
-        k = int(round(val_fraction * n))
+        k = round(val_fraction * n)
         k = min(max(k, 1), n - 1) if n >= 2 else 0
         order = rng.permutation(n)
         val_churches.update(group[i] for i in order[:k])

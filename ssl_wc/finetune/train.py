@@ -450,7 +450,7 @@ def train_classifier(backbone: nn.Module, spec: ModelSpec, train_ds: StyleDatase
         opt = torch.optim.AdamW(_param_groups(model, cfg))
         steps_per_epoch = len(train_loader)
         total = steps_per_epoch * cfg.epochs
-        warm = int(round(cfg.warmup_fraction * total))
+        warm = round(cfg.warmup_fraction * total)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(total, warm))
         trainable = [p for p in model.parameters() if p.requires_grad]
         n_trainable, n_params = count_parameters(model)

@@ -124,6 +124,13 @@ TABLES: dict[str, TableSpec] = {t.name: t for t in [
                                   _f("best_val_acc", F64), _f("checkpoint", S),
                                   _f("config_json", S), _f("n_trainable", I64),
                                   _f("n_params", I64))),
+    TableSpec("variant_delta_stats", (_f("model", S), _f("strategy", S), _f("method", S),
+                                      _f("layer", I16), _f("protocol_hash", S), _f("metric", S),
+                                      _f("percentile", I16), _f("n", I32), _f("mean_delta", F64),
+                                      _f("ci_low", F64), _f("ci_high", F64), _f("d_z", F64),
+                                      _f("t_stat", F64), _f("p_t", F64), _f("p_wilcoxon", F64),
+                                      _f("p_holm", F64), _f("family", S),
+                                      _f("family_size", I32))),
     TableSpec("ingest_errors", (_f("step", S), _f("item", S), _f("error", S))),
 ]}
 

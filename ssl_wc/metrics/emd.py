@@ -14,19 +14,55 @@ programme is solved exactly by POT's network simplex.
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
+import threading
+from collections.abc import Callable
 from functools import lru_cache
+from types import ModuleType
+from typing import Any
 
 import numpy as np
-import ot
 
 from ssl_wc.metrics.heatmap import axis_weights
 
-try:  # the compiled network simplex behind ot.emd2, without its per-call checks
-    from ot.lp.emd_wrap import emd_c as _emd_c
-except ImportError:  # pragma: no cover - depends on the POT version
-    _emd_c = None
-
 _MAX_ITER = 1_000_000
+_POT_NO_TORCH = "POT_BACKEND_DISABLE_PYTORCH"
+_pot_lock = threading.Lock()
+
+
+def pot() -> ModuleType:
+    """The ``ot`` (POT) module, imported on first use.
+
+    POT imports torch at import time whenever torch is installed; the metrics core must
+    not load torch (dashboards import it). Unless ``ot`` is already imported, it is
+    imported here with POT's documented switch ``POT_BACKEND_DISABLE_PYTORCH`` set for
+    the duration of the import only (POT reads it once, at import).
+    """
+    if "ot" in sys.modules:
+        return sys.modules["ot"]
+    with _pot_lock:
+        saved = os.environ.get(_POT_NO_TORCH)
+        os.environ[_POT_NO_TORCH] = "1"
+        try:
+            return importlib.import_module("ot")
+        finally:
+            if saved is None:
+                del os.environ[_POT_NO_TORCH]
+            else:
+                os.environ[_POT_NO_TORCH] = saved
+
+
+@lru_cache(maxsize=1)
+def _fast_solver() -> Callable[..., Any] | None:
+    """The compiled network simplex behind ``ot.emd2`` without its per-call checks."""
+    pot()
+    try:
+        from ot.lp.emd_wrap import emd_c
+    except ImportError:  # pragma: no cover - depends on the POT version
+        return None
+    return emd_c  # type: ignore[no-any-return]
 
 
 @lru_cache(maxsize=8)
@@ -75,12 +111,13 @@ def to_distribution(cells: np.ndarray) -> np.ndarray:
 
 
 def _solve(pos: np.ndarray, neg: np.ndarray, cost: np.ndarray) -> float:
-    if _emd_c is not None:
-        out = _emd_c(pos, neg, cost, _MAX_ITER, 1)
+    solver = _fast_solver()
+    if solver is not None:
+        out = solver(pos, neg, cost, _MAX_ITER, 1)
         if int(out[-1]) != 1:
             raise RuntimeError(f"network simplex did not reach an optimum (code {out[-1]})")
         return float(out[1])
-    return float(ot.emd2(pos, neg, cost, numItermax=_MAX_ITER))  # pragma: no cover
+    return float(pot().emd2(pos, neg, cost, numItermax=_MAX_ITER))  # pragma: no cover
 
 
 def wasserstein1(p: np.ndarray, q: np.ndarray, cost: np.ndarray) -> float:

@@ -4,7 +4,7 @@ Definitions (``/work/shared/brief/metrics.md``; A the heatmap, G the target mask
 S the soft target, n = H*W pixels, k_p = max(1, round_half_up(n*(100-p)/100))):
 
 - IoU@p = |A_k AND G| / (|A_k OR G| + 1e-8), A_k exactly k_p pixels: value descending,
-  then lowest flat index (Zhang et al. 2016 style top-k selection, not a quantile).
+  then lowest flat (row-major) index; never a quantile threshold (Jaccard 1912).
 - coverage (energy pointing game, Wang et al. 2020) = sum(A*G) / sum(A); 0 if
   sum(A) < 1e-8.
 - pointing_t{t} (Zhang et al., ECCV 2016): 1 if a G pixel lies within Euclidean
@@ -28,12 +28,14 @@ How it is fast and still exact:
 - Exact top-k counts come from a radix histogram: the float64 bits of U - min + c
   (c > 0, all values positive, so the bits are ordered like the values) are bucketed
   by exponent and 8 mantissa bits. The bucket holding the k-th value is found from
-  cumulative counts; pixels of G above it are counted directly; inside the boundary
-  bucket, when G pixels and other pixels share it, the bucket's members are sorted
-  by (value desc, index asc) and counted exactly.
+  cumulative counts, G's pixels above it from a second histogram of G alone; when G
+  pixels and other pixels share the boundary bucket, that bucket's members are
+  sorted by (value desc, index asc) and counted exactly.
 - Sums over pixels (coverage, MSE) are evaluated on the patch grid through the
-  interpolation matrices (``targets.GridOps``); KL needs one log per pixel; EMD reads
-  only the 16 x 16 pixels its 8x8 resize samples.
+  interpolation matrices (``targets.GridOps``), per pixel for maps already at the
+  evaluation size; KL needs one log per pixel; EMD reads only the 16 x 16 pixels its
+  8x8 resize samples. Everything a target needs is prepared once per target
+  (``targets.py``); maps are processed grouped by target, in chunks.
 """
 
 from __future__ import annotations

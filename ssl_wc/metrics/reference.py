@@ -14,9 +14,8 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-import ot
 
-from ssl_wc.metrics.emd import grid_cost
+from ssl_wc.metrics.emd import grid_cost, pot
 from ssl_wc.metrics.masks import as_boxes
 from ssl_wc.metrics.protocol import (
     COVERAGE_MIN_MASS,
@@ -96,7 +95,7 @@ def ref_emd(a: np.ndarray, s: np.ndarray, grid: int) -> float:
         total = cells.sum()
         return cells / total if total > 0 else np.full(cells.size, 1.0 / cells.size)
 
-    return float(ot.emd2(dist(a), dist(s), np.array(grid_cost(grid))))
+    return float(pot().emd2(dist(a), dist(s), np.array(grid_cost(grid))))
 
 
 def reference_scores(

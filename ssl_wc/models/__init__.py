@@ -3,10 +3,11 @@
 Importing this package is light (no torch): only the registry is re-exported here. Import
 the torch-backed modules explicitly.
 
-- ``ssl_wc.models.registry`` (no torch): :class:`ModelSpec`, ``get_spec(key)``,
-  ``list_specs()``, ``register(spec)``, ``spec_from_hf_config(key, source, config_dict)``,
-  ``load_user_specs(path)``, ``tiny_config(key)``, ``build_random_model(key, out_dir, seed)``.
-  Keys: dinov2, dinov3, mae, clip, siglip2, siglip.
+- ``ssl_wc.models.registry`` (no torch): ``get_spec(key)``, ``list_specs()``,
+  ``register(spec)``; keys dinov2, dinov3, mae, clip, siglip2, siglip. It re-exports
+  :class:`ModelSpec` (``spec``), ``spec_from_hf_config(key, source, config_dict)``,
+  ``user_spec(key, entry)``, ``load_user_specs(path)`` (``user_specs``), and
+  ``tiny_config(key)``, ``build_random_model(key, out_dir, seed)`` (``random_models``).
 - ``ssl_wc.models.preprocess`` (no torch): ``PreprocessConfig.from_spec(spec)``,
   ``preprocess_image``, ``preprocess_batch``, ``transform_boxes``; whole image resized to
   the model input, no crop, so box fractions hold on the patch grid.

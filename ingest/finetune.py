@@ -1,0 +1,503 @@
+"""``ssl-wc finetune``: fine-tune a backbone on the four-style task, ingest the fine-tuned
+model's attention as a variant, and measure how far fine-tuning moved it.
+
+Jobs:
+
+- :func:`run_finetune` trains one model with one strategy (``linear_probe``, ``lora``,
+  ``full``; see :mod:`ssl_wc.finetune.train`) on the leakage-safe style split
+  (:mod:`ssl_wc.finetune.split`) and writes, in one :class:`ssl_wc.lake.runs.Run`,
+  ``finetune_splits`` (unit: the split id), ``finetune_epochs`` and ``finetune_models``
+  (unit: the finetune id). The best checkpoint is kept under
+  ``<wh>/artifacts/finetune/<finetune_id>/`` with its manifest. The finetune id is a hash
+  of the model, its source, the split id and every hyper-parameter that changes the
+  result, so the same configuration on the same split is skipped once committed (unless
+  ``force``); a run killed midway leaves nothing visible and is redone.
+- :func:`ingest_variant` extracts attention maps (every layer and head) from the
+  fine-tuned checkpoint through :func:`ingest.attention.ingest_attention`, with
+  ``variant`` = the strategy and the model key of the base model (``dinov2`` stays
+  ``dinov2``), Grad-CAM targeting the fine-tuned head's predicted class. ``ssl-wc
+  metrics`` then scores the variant like any other map. One variant per model and
+  strategy is live at a time: ingesting another checkpoint of the same model and strategy
+  supersedes the previous maps (``map_sources.config_json`` names the finetune id).
+- :func:`materialise_variant_deltas` writes ``variant_delta_stats``: fine-tuned minus
+  frozen per model, strategy, method, layer and metric (fused mean map, image targets),
+  paired over images: mean, percentile-bootstrap 95 % CI (Efron & Tibshirani 1993),
+  Cohen's d_z, paired t-test and Wilcoxon signed-rank p-values, and Holm's step-down
+  adjustment (Holm 1979) over the family of all layers x methods of one model, strategy,
+  metric and percentile (stated in each row). A comparison whose differences are all zero
+  (the linear probe: identical maps) has no p-value and is left out of its family.
+
+Public: :func:`run_finetune`, :func:`ingest_variant`, :func:`materialise_variant_deltas`,
+:func:`resolve_model_spec`, :func:`default_inputs`, :class:`FinetuneResult`,
+:class:`FinetuneInputError`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from ingest.common import JobResult, last_manifest
+from ssl_wc.finetune import STRATEGIES
+from ssl_wc.lake.catalog import read_manifests
+from ssl_wc.lake.runs import Run, code_version, config_hash
+from ssl_wc.paths import WarehousePaths
+from ssl_wc.warehouse import ensure_catalog
+
+VARIANT_METHODS = ("cls", "rollout", "mean")
+FROZEN = "frozen"
+
+
+class FinetuneInputError(ValueError):
+    """Something fine-tuning needs is missing (what, and the command that provides it)."""
+
+
+@dataclass
+class FinetuneResult(JobResult):
+    """A :class:`JobResult` that also names the fine-tuned model and its checkpoint."""
+
+    finetune_id: str = ""
+    checkpoint: str = ""
+    best_val_acc: float | None = None
+
+
+# --------------------------------------------------------------------------- helpers
+def _catalog_rows(wh: WarehousePaths, sql: str,
+                  params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    ensure_catalog(wh)
+    con = duckdb.connect(str(wh.catalog), read_only=True)
+    try:
+        rel = con.sql(sql, params=dict(params)) if params else con.sql(sql)
+        return rel.fetchall()
+    finally:
+        con.close()
+
+
+def resolve_model_spec(wh: WarehousePaths, key: str, specs: Mapping[str, Any] | None = None,
+                       model_config: Path | None = None) -> Any:
+    """The spec of ``key``: ``specs`` overrides, the registry, a user model file, or, for
+    ``<key>-random``, the demo's tiny random-weight replica (built once under
+    ``<wh>/artifacts/random_models``)."""
+    from ssl_wc.models.registry import BUILTIN_KEYS, SpecError, get_spec, load_user_specs
+
+    if specs and key in specs:
+        return specs[key]
+    try:
+        return get_spec(key)
+    except SpecError:
+        pass
+    if model_config is not None:
+        for s in load_user_specs(model_config):
+            if s.key == key:
+                return s
+    if key.endswith("-random") and key.removesuffix("-random") in BUILTIN_KEYS:
+        from ingest.demo import demo_specs
+
+        return demo_specs(wh)[key]
+    return get_spec(key)  # raises with the list of known keys
+
+
+def default_inputs(wh: WarehousePaths, images: Path | None,
+                   churches: Path | None) -> tuple[Path, Path]:
+    """The image folder and ``churches.json``: given, else those recorded by the last
+    committed ``images`` and ``annotations`` runs."""
+    if images is None:
+        m = last_manifest(wh, "images")
+        folder = (m or {}).get("summary", {}).get("folder") or \
+            (m or {}).get("config", {}).get("folder")
+        if not folder:
+            raise FinetuneInputError("no image folder: pass --images DIR, or run "
+                                     "`ssl-wc ingest images DIR` first")
+        images = Path(folder)
+    if churches is None:
+        m = last_manifest(wh, "annotations")
+        path = (m or {}).get("config", {}).get("churches")
+        if not path:
+            raise FinetuneInputError(
+                "no churches.json: pass --churches FILE, or ingest the annotations with "
+                "`ssl-wc ingest annotations building_parts.json --churches churches.json`")
+        churches = Path(path)
+    images, churches = Path(images), Path(churches)
+    if not images.is_dir():
+        raise FinetuneInputError(f"{images}: not a folder of images")
+    if not churches.is_file():
+        raise FinetuneInputError(f"{churches}: no such file (churches.json)")
+    return images, churches
+
+
+def annotated_images(wh: WarehousePaths) -> list[tuple[str, str | None]]:
+    """(image_id, church_qid) of the annotated benchmark images in the warehouse."""
+    rows = _catalog_rows(wh, "SELECT image_id, church_qid FROM _raw_ann_images")
+    return [(str(i), c) for i, c in rows]
+
+
+def _spec_identity(spec: Any) -> dict[str, Any]:
+    d: dict[str, Any] = spec.describe()
+    d.pop("local_dir", None)
+    return d
+
+
+def _live(wh: WarehousePaths, table: str, unit: str) -> bool:
+    return (table, unit) in read_manifests(wh).live
+
+
+# --------------------------------------------------------------------------- fine-tune
+def run_finetune(wh: WarehousePaths, model: str, strategy: str, *, epochs: int = 3,
+                 batch_size: int = 16, lr_backbone: float | None = None, lr_head: float = 1e-3,
+                 lora_rank: int = 8, lora_alpha: int = 16, lora_dropout: float = 0.0,
+                 weight_decay: float = 0.05, warmup_fraction: float = 0.1,
+                 grad_clip: float = 1.0, seed: int = 0, val_fraction: float = 0.2,
+                 images: Path | None = None, churches: Path | None = None,
+                 device: str = "auto", precision: str = "auto", num_workers: int = 0,
+                 force: bool = False, strict: bool = False,
+                 specs: Mapping[str, Any] | None = None, model_config: Path | None = None,
+                 echo: Callable[[str], None] | None = None) -> FinetuneResult:
+    """Fine-tune ``model`` with ``strategy``; see the module docstring.
+
+    Raises :class:`FinetuneInputError` for missing inputs (nothing is written); a failure
+    during training is recorded as a failed run and returned as a ``failed`` result
+    (raised with ``strict``).
+    """
+    from ssl_wc.finetune.split import build_split
+    from ssl_wc.finetune.train import FinetuneConfig
+
+    if strategy not in STRATEGIES:
+        raise FinetuneInputError(f"unknown strategy {strategy!r}; choose from "
+                                 f"{', '.join(STRATEGIES)}")
+    spec = resolve_model_spec(wh, model, specs, model_config)
+    images, churches = default_inputs(wh, images, churches)
+    annotated = annotated_images(wh)
+    if not annotated:
+        raise FinetuneInputError(
+            "the warehouse holds no annotated images: ingest the annotations first "
+            "(without them the benchmark images could leak into training)")
+    split = build_split(images, churches, [i for i, _ in annotated],
+                        annotated_churches=[c for _, c in annotated if c], seed=seed,
+                        val_fraction=val_fraction)
+    cfg = FinetuneConfig(strategy=strategy, epochs=epochs, batch_size=batch_size,
+                         lr_backbone=lr_backbone, lr_head=lr_head, weight_decay=weight_decay,
+                         warmup_fraction=warmup_fraction, grad_clip=grad_clip,
+                         lora_rank=lora_rank, lora_alpha=lora_alpha,
+                         lora_dropout=lora_dropout, seed=seed, device=device,
+                         precision=precision, num_workers=num_workers)
+    identity = {"model": spec.key, "spec": _spec_identity(spec), "split_id": split.split_id,
+                "train": cfg.identity()}
+    finetune_id = f"{spec.key}-{strategy}-{config_hash(identity)[:12]}"
+    ckpt = wh.artifacts / "finetune" / finetune_id
+    rel_ckpt = ckpt.relative_to(wh.root).as_posix()
+    name = f"finetune:{spec.key}:{strategy}"
+    if not force and _live(wh, "finetune_models", finetune_id) and \
+            (ckpt / "manifest.json").is_file():
+        return FinetuneResult(name, "skipped", skipped=1, finetune_id=finetune_id,
+                              checkpoint=rel_ckpt,
+                              message=f"{finetune_id} already trained (same config and split "
+                                      f"{split.split_id}); --force retrains")
+    try:
+        return _train_and_commit(wh, spec, split, cfg, finetune_id, ckpt, rel_ckpt, name,
+                                 images, churches, identity, echo)
+    except Exception as exc:
+        if strict:
+            raise
+        return FinetuneResult(name, "failed", failed=1, finetune_id=finetune_id,
+                              message=f"{type(exc).__name__}: {exc}")
+
+
+def _train_and_commit(wh: WarehousePaths, spec: Any, split: Any, cfg: Any, finetune_id: str,
+                      ckpt: Path, rel_ckpt: str, name: str, images: Path, churches: Path,
+                      identity: dict[str, Any],
+                      echo: Callable[[str], None] | None) -> FinetuneResult:
+    import peft
+    import torch
+    import transformers
+
+    from ingest.attention import quiet_hf
+    from ssl_wc.finetune.data import StyleDataset
+    from ssl_wc.finetune.train import save_checkpoint, train_classifier, weights_fingerprint
+    from ssl_wc.models.device import choose_device
+    from ssl_wc.models.loading import load_model
+    from ssl_wc.models.preprocess import PreprocessConfig
+
+    quiet_hf()
+    choice = choose_device(cfg.device, "float32")
+    pre = PreprocessConfig.from_spec(spec)
+    items = {s: [(r.path, split.label_index(r.style_id)) for r in split.subset(s)]
+             for s in ("train", "val")}
+    train_ds, val_ds = StyleDataset(items["train"], pre), StyleDataset(items["val"], pre)
+    run_cfg = {**identity, "finetune_id": finetune_id, "device": choice.to_dict(),
+               "images": images.as_posix(), "churches": churches.as_posix(),
+               "num_workers": cfg.num_workers, "preprocess": pre.to_dict()}
+    with Run(wh, "finetune", run_cfg, device=f"{choice.device}:{choice.dtype}") as run:
+        if echo is not None:
+            echo(f"{finetune_id}: {len(train_ds)} training / {len(val_ds)} validation images "
+                 f"(split {split.split_id}), {cfg.epochs} epoch(s) on {choice.device}")
+        backbone = load_model(spec, choice).model
+        base_fp = weights_fingerprint(backbone)
+        t0 = time.monotonic()
+        result = train_classifier(backbone, spec, train_ds, val_ds, len(split.classes), cfg,
+                                  choice, echo=echo)
+        seconds = time.monotonic() - t0
+        manifest = {"finetune_id": finetune_id, "model": spec.key, "strategy": cfg.strategy,
+                    "classes": list(split.classes), "split": split.describe(),
+                    "config": cfg.to_dict(), "identity": identity,
+                    "code_version": code_version(), "run_id": run.run_id,
+                    "created_at": dt.datetime.now(dt.UTC).isoformat(),
+                    "versions": {"torch": torch.__version__,
+                                 "transformers": transformers.__version__,
+                                 "peft": peft.__version__},
+                    "device": choice.to_dict(), "train_seconds": seconds}
+        save_checkpoint(result, ckpt, manifest, base_fp)
+        rows: dict[str, int] = {}
+        if not _live(wh, "finetune_splits", split.split_id):
+            rows["finetune_splits"] = run.write("finetune_splits", split.table(),
+                                                unit_key=split.split_id)
+        ep = result.epochs
+        rows["finetune_epochs"] = run.write("finetune_epochs", {
+            "finetune_id": [finetune_id] * len(ep), "model": [spec.key] * len(ep),
+            "strategy": [cfg.strategy] * len(ep), "epoch": [e.epoch for e in ep],
+            "train_loss": [e.train_loss for e in ep], "val_loss": [e.val_loss for e in ep],
+            "train_acc": [e.train_acc for e in ep], "val_acc": [e.val_acc for e in ep],
+            "lr_head": [e.lr_head for e in ep], "seconds": [e.seconds for e in ep]},
+            unit_key=finetune_id)
+        config_json = json.dumps({**cfg.to_dict(), "split_id": split.split_id,
+                                  "classes": list(split.classes),
+                                  "n_train": len(train_ds), "n_val": len(val_ds),
+                                  "best_val_loss": result.best_val_loss,
+                                  "best_confusion": result.best_confusion,
+                                  "class_weights": result.class_weights,
+                                  "precision": result.precision,
+                                  "lora_targets": result.lora_targets,
+                                  "base_fingerprint": base_fp}, sort_keys=True)
+        rows["finetune_models"] = run.write("finetune_models", {
+            "finetune_id": [finetune_id], "model": [spec.key], "strategy": [cfg.strategy],
+            "split_id": [split.split_id], "best_epoch": [result.best_epoch],
+            "best_val_acc": [result.best_val_acc], "checkpoint": [rel_ckpt],
+            "config_json": [config_json], "n_trainable": [result.n_trainable],
+            "n_params": [result.n_params]}, unit_key=finetune_id)
+        committed = run.commit(finetune_id=finetune_id, model=spec.key,
+                               strategy=cfg.strategy, split_id=split.split_id,
+                               best_epoch=result.best_epoch, best_val_acc=result.best_val_acc,
+                               n_train=len(train_ds), n_val=len(val_ds), checkpoint=rel_ckpt,
+                               train_seconds=seconds)
+    return FinetuneResult(name, committed["status"], run.run_id, new=1, rows=rows,
+                          finetune_id=finetune_id, checkpoint=rel_ckpt,
+                          best_val_acc=result.best_val_acc, seconds=seconds,
+                          message=f"{finetune_id}: best val acc {result.best_val_acc:.3f} at "
+                                  f"epoch {result.best_epoch}/{cfg.epochs} "
+                                  f"({result.n_trainable:,} of {result.n_params:,} parameters "
+                                  f"trained, {seconds:.1f}s)")
+
+
+# --------------------------------------------------------------------------- variants
+def finetuned_model_row(wh: WarehousePaths, finetune_id: str) -> dict[str, Any]:
+    """The committed ``finetune_models`` row of ``finetune_id``."""
+    rows = _catalog_rows(wh, "SELECT finetune_id, model, strategy, checkpoint, split_id "
+                             "FROM _raw_finetune_models WHERE finetune_id = $f",
+                         {"f": finetune_id})
+    if not rows:
+        raise FinetuneInputError(f"no committed fine-tuning run {finetune_id!r}: run "
+                                 "`ssl-wc finetune` first (see the finetune_runs view)")
+    fid, model, strategy, checkpoint, split_id = rows[-1]
+    return {"finetune_id": fid, "model": model, "strategy": strategy,
+            "checkpoint": checkpoint, "split_id": split_id}
+
+
+class _CheckpointLoader:
+    """Loads a checkpoint once for both AttentionJob hooks (backbone, then head)."""
+
+    def __init__(self, path: Path, spec: Any) -> None:
+        self.path = path
+        self.spec = spec
+        self.loaded: Any = None
+
+    def _load(self, choice: Any) -> Any:
+        if self.loaded is None:
+            from ssl_wc.finetune.train import load_finetuned
+
+            self.loaded = load_finetuned(self.path, choice, merge=True, spec=self.spec)
+        return self.loaded
+
+    def model(self, spec: Any, choice: Any) -> Any:
+        del spec
+        return self._load(choice).backbone
+
+    def classifier(self, choice: Any) -> Any:
+        return self._load(choice).head.to(choice.torch_device).eval()
+
+
+def _checkpoint_spec(wh: WarehousePaths, manifest: dict[str, Any],
+                     specs: Mapping[str, Any] | None) -> Any:
+    """The base model's spec: an override, else the checkpoint's own (rebuilt), else the
+    registry / demo replica when the recorded local folder is gone (moved warehouse)."""
+    from ssl_wc.finetune.train import spec_from_dict
+
+    key = manifest["model"]
+    if specs and key in specs:
+        return specs[key]
+    spec = spec_from_dict(manifest["spec"])
+    if spec.local_dir is None or Path(spec.local_dir).is_dir():
+        return spec
+    return resolve_model_spec(wh, key)
+
+
+def ingest_variant(wh: WarehousePaths, finetune_id: str,
+                   methods: Sequence[str] = VARIANT_METHODS, *,
+                   layers: Sequence[int] | None = None, heads: Sequence[int] | None = None,
+                   fuse: Sequence[str] = ("mean",), device: str = "auto", dtype: str = "auto",
+                   batch_size: int = 8, features: bool = True, force: bool = False,
+                   strict: bool = False, progress: bool = True,
+                   specs: Mapping[str, Any] | None = None,
+                   echo: Callable[[str], None] | None = None) -> list[JobResult]:
+    """Extract the fine-tuned checkpoint's maps as variant ``<strategy>`` of its base model.
+
+    Every layer and head by default (``layers``/``heads`` None), like the frozen
+    extraction; use the frozen run's ``batch_size`` so a linear probe's maps are
+    bit-identical to the frozen ones.
+    """
+    from ingest.attention import AttentionJob, ingest_attention
+    from ssl_wc.finetune.train import read_manifest
+
+    row = finetuned_model_row(wh, finetune_id)
+    path = wh.root / row["checkpoint"]
+    manifest = read_manifest(path)
+    spec = _checkpoint_spec(wh, manifest, specs)
+    loader = _CheckpointLoader(path, spec)
+    job = AttentionJob(models=[spec.key], methods=list(methods), layers=layers, heads=heads,
+                       fuse=list(fuse), batch_size=batch_size, device=device, dtype=dtype,
+                       variant=row["strategy"], features=features, force=force, strict=strict,
+                       progress=progress, specs={spec.key: spec},
+                       model_factory=loader.model, classifier_factory=loader.classifier,
+                       extra_config={"finetune_id": finetune_id,
+                                     "finetune_run_id": manifest.get("run_id"),
+                                     "gradcam_target": "fine-tuned head, predicted class"})
+    return ingest_attention(wh, job, echo)
+
+
+def ensure_frozen(wh: WarehousePaths, model: str, methods: Sequence[str], *,
+                  fuse: Sequence[str] = ("mean",), device: str = "auto", batch_size: int = 8,
+                  specs: Mapping[str, Any] | None = None, model_config: Path | None = None,
+                  progress: bool = True,
+                  echo: Callable[[str], None] | None = None) -> list[JobResult]:
+    """Extract frozen maps for the methods that have none yet for ``model`` (never
+    recomputes existing frozen maps, whatever configuration made them)."""
+    from ingest.attention import AttentionJob, ingest_attention, methods_for
+
+    spec = resolve_model_spec(wh, model, specs, model_config)
+    have = {r[0] for r in _catalog_rows(
+        wh, "SELECT DISTINCT method FROM _raw_attention_maps WHERE model = $m "
+            "AND variant = 'frozen'", {"m": spec.key})}
+    missing = [m for m in methods_for(spec, methods) if m not in have]
+    if not missing:
+        return []
+    job = AttentionJob(models=[spec.key], methods=missing, fuse=list(fuse), device=device,
+                       batch_size=batch_size, specs={spec.key: spec}, progress=progress)
+    return ingest_attention(wh, job, echo)
+
+
+# --------------------------------------------------------------------------- deltas
+def _fingerprint(wh: WarehousePaths, tables: tuple[str, ...]) -> str:
+    state = read_manifests(wh)
+    live = sorted(f"{t}|{u}|{r}" for (t, u), r in state.live.items() if t in tables)
+    return hashlib.sha256("\n".join(live).encode()).hexdigest()[:16]
+
+
+def _none(v: Any) -> float | None:
+    if v is None:
+        return None
+    f = float(v)
+    return None if np.isnan(f) else f
+
+
+def variant_delta_rows(df: pl.DataFrame, *, resamples: int = 10_000,
+                       seed: int = 0) -> list[dict[str, Any]]:
+    """Statistics rows from paired values.
+
+    ``df`` columns: model, strategy, method, layer, protocol_hash, metric, percentile (-1
+    when threshold-free), image_id, finetuned, frozen.
+    """
+    from ssl_wc.stats.bootstrap import bootstrap_mean_ci_groups
+    from ssl_wc.stats.multiple import holm
+    from ssl_wc.stats.paired import paired_compare
+
+    keys = ["model", "strategy", "method", "layer", "protocol_hash", "metric", "percentile"]
+    if df.height == 0:
+        return []
+    groups = df.sort([*keys, "image_id"]).group_by(keys, maintain_order=True).agg(
+        pl.col("finetuned"), pl.col("frozen"))
+    fts = [np.asarray(v, dtype=np.float64) for v in groups["finetuned"].to_list()]
+    frs = [np.asarray(v, dtype=np.float64) for v in groups["frozen"].to_list()]
+    diffs = [a - b for a, b in zip(fts, frs, strict=True)]
+    # identical to paired_bootstrap_ci(a, b) group by group (same draws), vectorised
+    _, _, lo, hi = bootstrap_mean_ci_groups(diffs, resamples=resamples, seed=seed)
+    rows: list[dict[str, Any]] = []
+    for i, g in enumerate(groups.drop("finetuned", "frozen").iter_rows(named=True)):
+        res = paired_compare(fts[i], frs[i])
+        pct = int(g["percentile"])
+        rows.append({
+            "model": g["model"], "strategy": g["strategy"], "method": g["method"],
+            "layer": int(g["layer"]), "protocol_hash": g["protocol_hash"],
+            "metric": g["metric"], "percentile": pct if pct >= 0 else None, "n": res.n,
+            "mean_delta": _none(res.mean_diff), "ci_low": _none(lo[i]),
+            "ci_high": _none(hi[i]), "d_z": _none(res.cohens_dz),
+            "t_stat": _none(res.ttest.t), "p_t": _none(res.ttest.p),
+            "p_wilcoxon": _none(res.wilcoxon.p)})
+    fam_keys = ("model", "strategy", "protocol_hash", "metric", "percentile")
+    families: dict[tuple[Any, ...], list[int]] = {}
+    for i, r in enumerate(rows):
+        families.setdefault(tuple(r[k] for k in fam_keys), []).append(i)
+    for (model, strategy, _ph, metric, pct), idx in families.items():
+        tested = [i for i in idx if rows[i]["p_t"] is not None]
+        label = (f"all {len(tested)} layer x method tests of {model} {strategy} vs frozen, "
+                 f"{metric}{'@' + str(pct) if pct is not None else ''} (fused mean map, "
+                 f"image targets; tests whose differences are all zero have no p)")
+        adj = holm(np.array([rows[i]["p_t"] for i in tested])) if tested else []
+        for i in idx:
+            rows[i]["family"] = label
+            rows[i]["family_size"] = len(tested)
+            rows[i]["p_holm"] = None
+        for i, p in zip(tested, adj, strict=True):
+            rows[i]["p_holm"] = float(p)
+    return rows
+
+
+def paired_variant_values(wh: WarehousePaths) -> pl.DataFrame:
+    """Fine-tuned and frozen values paired on image (the ``variant_image_deltas`` view)."""
+    ensure_catalog(wh)
+    con = duckdb.connect(str(wh.catalog), read_only=True)
+    try:
+        return con.sql("SELECT model, strategy, method, layer, protocol_hash, metric, "
+                       "coalesce(percentile, -1) AS percentile, image_id, finetuned, frozen "
+                       "FROM variant_image_deltas").pl()
+    finally:
+        con.close()
+
+
+def materialise_variant_deltas(wh: WarehousePaths, *, resamples: int = 10_000, seed: int = 0,
+                               force: bool = False) -> JobResult:
+    """Rebuild ``variant_delta_stats`` (snapshot, unit ``*``) when the metrics changed."""
+    fp = _fingerprint(wh, ("metrics_map", "metrics_iou"))
+    prev = last_manifest(wh, "variant_deltas")
+    if not force and prev is not None and prev["summary"].get("input") == fp and \
+            prev["summary"].get("resamples") == resamples:
+        return JobResult("variant_deltas", "skipped", prev["run_id"],
+                         message="metrics unchanged since run " + prev["run_id"])
+    t0 = time.monotonic()
+    rows = variant_delta_rows(paired_variant_values(wh), resamples=resamples, seed=seed)
+    with Run(wh, "variant_deltas", {"resamples": resamples, "seed": seed}) as run:
+        if rows:
+            run.write("variant_delta_stats", pa.Table.from_pylist(rows), unit_key="*")
+        run.add_units("variant_delta_stats", ["*"])
+        run.commit(input=fp, resamples=resamples, comparisons=len(rows))
+    return JobResult("variant_deltas", run.status, run.run_id, new=len(rows),
+                     seconds=time.monotonic() - t0,
+                     message=f"{len(rows)} fine-tuned vs frozen comparisons")

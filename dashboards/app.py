@@ -39,6 +39,8 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/leaderboard.py", "Leaderboard", ":material/leaderboard:", "leaderboard",
              "Results"),
     PageSpec("pages/heads.py", "Heads", ":material/grid_view:", "heads", "Results"),
+    PageSpec("pages/finetune.py", "Fine-tuning", ":material/model_training:", "finetune",
+             "Results"),
     PageSpec("pages/runs.py", "Runs", ":material/history:", "runs", "Warehouse"),
     PageSpec("pages/sql.py", "SQL", ":material/terminal:", "sql", "Warehouse"),
 ]

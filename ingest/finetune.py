@@ -460,7 +460,8 @@ def variant_delta_rows(df: pl.DataFrame, *, resamples: int = 10_000,
         label = (f"all {len(tested)} layer x method tests of {model} {strategy} vs frozen, "
                  f"{metric}{'@' + str(pct) if pct is not None else ''} (fused mean map, "
                  f"image targets; tests whose differences are all zero have no p)")
-        adj = holm(np.array([rows[i]["p_t"] for i in tested])) if tested else []
+        adj: Sequence[float] = (holm(np.array([rows[i]["p_t"] for i in tested])).tolist()
+                                if tested else [])
         for i in idx:
             rows[i]["family"] = label
             rows[i]["family_size"] = len(tested)

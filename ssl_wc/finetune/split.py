@@ -169,7 +169,8 @@ def build_split(images: str | Path | Iterable[tuple[str, str | Path]],
         if parsed is None or image_id in seen:
             continue
         church = parsed[0]
-        first = (styles.get(church) or [None])[0]
+        listed = styles.get(church) or []
+        first = listed[0] if listed else None
         if first not in wanted:
             continue
         seen.add(image_id)

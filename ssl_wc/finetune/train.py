@@ -441,9 +441,10 @@ def train_classifier(backbone: nn.Module, spec: ModelSpec, train_ds: StyleDatase
             va_x, va_y = _pooled_features(model, val_loader, device, amp)
             gen = torch.Generator()
             gen.manual_seed(cfg.seed)
-            train_loader = DataLoader(TensorDataset(tr_x, tr_y), batch_size=cfg.batch_size,
-                                      shuffle=True, generator=gen)
-            val_loader = DataLoader(TensorDataset(va_x, va_y), batch_size=cfg.batch_size)
+            train_loader = DataLoader(TensorDataset(tr_x, tr_y),  # type: ignore[arg-type]
+                                      batch_size=cfg.batch_size, shuffle=True, generator=gen)
+            val_loader = DataLoader(TensorDataset(va_x, va_y),  # type: ignore[arg-type]
+                                    batch_size=cfg.batch_size)
             step_model: nn.Module = model.head
         else:
             step_model = model

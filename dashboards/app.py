@@ -17,7 +17,7 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts only dashboards/ on the pa
 
 import streamlit as st  # noqa: E402
 
-from dashboards import data  # noqa: E402
+from dashboards import data, ui  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,9 @@ def main() -> None:
     st.set_page_config(page_title="ssl-wc", page_icon=":material/church:", layout="wide")
     current = st.navigation(navigation(PAGES))
     sidebar_status()
-    current.run()
+    with ui.inside_app():
+        current.run()
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ valid option) and writes its current value back after every run. Widget keys are
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -21,6 +22,37 @@ T = TypeVar("T")
 
 PERCENTILES = (50, 60, 70, 75, 80, 85, 90, 95)
 HEAD_NAMES = {-1: "mean over heads", -2: "max over heads", -3: "min over heads"}
+
+
+# --------------------------------------------------------------------------- app frame
+_FRAME = threading.local()
+
+
+@contextmanager
+def inside_app() -> Iterator[None]:
+    """Mark the current script run as going through ``app.py``'s navigation."""
+    _FRAME.depth = getattr(_FRAME, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _FRAME.depth -= 1
+
+
+def ensure_app() -> None:
+    """Run a page through the app's navigation even when Streamlit runs it on its own.
+
+    Until some session has called ``st.navigation``, Streamlit treats a ``pages/``
+    folder next to the entry point as a legacy multipage app and runs a deep link such
+    as ``/image?image=...`` (a shared view, right after a server start) as that page
+    file alone: no page config, no menu. Each page calls this first; outside the app it
+    runs the app (which runs this page inside it) and stops the outer run.
+    """
+    if getattr(_FRAME, "depth", 0) > 0:
+        return
+    from dashboards.app import main
+
+    main()
+    st.stop()
 
 
 # --------------------------------------------------------------------------- URL state

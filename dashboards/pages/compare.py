@@ -178,5 +178,6 @@ def _difference_section(pic: np.ndarray, grids: list[tuple[str, str, str, np.nda
     st.caption(note)
 
 
+ui.ensure_app()
 with ui.guard():
     render()

@@ -178,9 +178,10 @@ def _deltas(runs: pl.DataFrame) -> None:
             "p_holm": st.column_config.NumberColumn("p Holm", format="%.2e"),
             "significant": st.column_config.CheckboxColumn("Holm < 0.05"),
             "family_size": st.column_config.NumberColumn("family", format="%d")})
-    fams = sel["family"].drop_nulls().unique().to_list()
-    if fams:
-        st.caption("Holm family: " + str(fams[0]))
+    fams = sel.filter(pl.col("family").is_not_null()).group_by("strategy").agg(
+        pl.col("family").first()).sort("strategy")
+    for s, fam in fams.iter_rows():
+        st.caption(f"Holm family ({s}): {fam}")
     if not all(sel["stats_current"].fill_null(False).to_list()):
         st.caption("CI and p-values predate the latest metrics: rerun `ssl-wc finetune` "
                    "for this model and strategy to refresh them.")
@@ -222,5 +223,6 @@ def _images(model: str, method: str, sel: pl.DataFrame, metric: str, pct: int | 
                                 "adapted": strategy, "method": method, "layer": str(layer)})
 
 
+ui.ensure_app()
 with ui.guard():
     render()

@@ -84,5 +84,6 @@ def _card(row: dict[str, Any]) -> None:
                  query_params={"image": image_id})
 
 
+ui.ensure_app()
 with ui.guard():
     render()

@@ -138,5 +138,6 @@ def _feature_matrix(model: str, variant: str, method: str, layer: int, metric: s
     st.plotly_chart(fig, width="stretch", config=ui.chart_config())
 
 
+ui.ensure_app()
 with ui.guard():
     render()

@@ -226,5 +226,6 @@ def _progression(ml: pl.DataFrame, infos: dict[str, data.MetricInfo], model: str
     st.plotly_chart(fig, width="stretch", config=ui.chart_config())
 
 
+ui.ensure_app()
 with ui.guard():
     render()

@@ -231,5 +231,6 @@ def _features(ranked: pl.DataFrame, metric: str, pct: int | None, protocol: str,
                      "sd": st.column_config.NumberColumn("sd", format="%.4f")})
 
 
+ui.ensure_app()
 with ui.guard():
     render()

@@ -96,5 +96,6 @@ def _timeline(runs: pl.DataFrame) -> go.Figure:
     return fig
 
 
+ui.ensure_app()
 with ui.guard():
     render()

@@ -66,5 +66,6 @@ def _run(sql: str) -> data.UserQueryResult:
     return cache[key]  # type: ignore[no-any-return]
 
 
+ui.ensure_app()
 with ui.guard():
     render()

@@ -15,7 +15,7 @@ with split ``annotated`` / ``annotated_church`` so the exclusion can be audited.
 Split: stratified by label and grouped by church (all photos of a church land on the same
 side), seeded: per class, in the fixed class order, the class's churches are sorted and
 permuted with ``numpy.random.default_rng(seed)``; the first
-``round(val_fraction * n_churches)`` (at least one, and at most ``n - 1``, when the
+``val_fraction * n_churches`` rounded half up (at least one, and at most ``n - 1``, when the
 class has two churches or more) go to validation. ``split_id`` is a hash of the seed, the
 fraction, the rule and the full labelled image list, so the same inputs give the same id
 and any change of inputs gives a new one.
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -186,7 +187,7 @@ def build_split(images: str | Path | Iterable[tuple[str, str | Path]],
         n = len(group)
         if n == 0:
             continue
-        k = round(val_fraction * n)
+        k = math.floor(val_fraction * n + 0.5)  # rounded half up
         k = min(max(k, 1), n - 1) if n >= 2 else 0
         order = rng.permutation(n)
         val_churches.update(group[i] for i in order[:k])

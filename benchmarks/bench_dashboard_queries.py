@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import shutil
 import statistics
@@ -27,15 +26,17 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("STREAMLIT_LOGGER_LEVEL", "error")  # AppTest in bare mode is chatty
 sys.path.insert(0, str(REPO))
+
+import streamlit.logger  # noqa: E402
+
+streamlit.logger.set_log_level("error")
 sys.path.insert(0, str(REPO / "tests"))
 
 from dashboard_fixture import FixtureSpec, build_warehouse  # noqa: E402
-from streamlit.logger import set_log_level  # noqa: E402
 
 from dashboards import data  # noqa: E402
-
-set_log_level(logging.ERROR)  # AppTest in bare mode warns about every cached call
 
 FIXTURE_VERSION = "dashboard-fixture-2"
 

@@ -267,12 +267,12 @@ def finetune_cmd(
     results: list[Any] = [res]
     if ingest and res.status in ("committed", "skipped"):
         # incremental: frozen maps only for methods that have none, the variant unless
-        # this checkpoint's maps are committed, metrics not yet scored, deltas if changed
+        # this checkpoint's maps are committed, maps not yet scored, deltas if changed
         results += ensure_frozen(wh, model, wanted, device=device,
                                  batch_size=extract_batch_size, model_config=model_config)
         results += ingest_variant(wh, res.finetune_id, wanted, device=device,
                                   batch_size=extract_batch_size)
-        results += materialise_metrics(wh)
+        results += materialise_metrics(wh, baselines=False)  # baselines: `ssl-wc metrics`
         results.append(materialise_variant_deltas(wh))
     _finish(results)
 
@@ -488,7 +488,30 @@ def run_cmd(
 
 
 def main() -> None:
-    app()
+    """Entry point: known failures become one clear line and an exit code, no traceback
+    (set SSL_WC_DEBUG=1 to see it)."""
+    import os
+
+    try:
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click usage errors
+            if type(exc).__name__ != "NoArgsIsHelpError":
+                exc.show()
+            sys.exit(EXIT_USAGE if exc.exit_code else 0)
+        if os.environ.get("SSL_WC_DEBUG"):
+            raise
+        typer.secho(f"error: {type(exc).__name__}: {exc}", fg="red", err=True)
+        typer.secho("nothing half-written is visible; what was committed before is intact "
+                    "(SSL_WC_DEBUG=1 shows the traceback)", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -109,3 +109,19 @@ def scored_wh(tmp_path: Path, scored_wh_template: Path):
     dst = tmp_path / "wh"
     shutil.copytree(scored_wh_template, dst)
     return WarehousePaths.of(dst)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput"):  # the controller, not an xdist worker
+        tally = ROOT / ".pytest_cache" / "fault_tallies.txt"
+        tally.parent.mkdir(exist_ok=True)
+        tally.write_text("")
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+    """Print the fault-injection tallies (kills, reruns, reader queries, errors)."""
+    tally = ROOT / ".pytest_cache" / "fault_tallies.txt"
+    if tally.exists() and tally.read_text().strip():
+        terminalreporter.section("fault-injection tallies")
+        for line in tally.read_text().splitlines():
+            terminalreporter.write_line(line)

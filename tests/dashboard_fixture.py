@@ -120,7 +120,6 @@ class FixtureSpec:
     history: bool = True  # a failed run and a partial run with ingest errors
     image_size: tuple[int, int] = (320, 480)  # (min, max) side of the written JPEGs
     images_per_write: int = 8
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def full_scale(cls, seed: int = 0) -> FixtureSpec:
@@ -332,8 +331,12 @@ def _maps_for_image(spec: FixtureSpec, model: ModelSpec, variant: str, method: s
     single = e / e.sum(axis=(2, 3), keepdims=True)
     out = [single]
     for h in spec.fused:
-        fn = {-1: np.mean, -2: np.max, -3: np.min}[h]
-        f = fn(single, axis=1, keepdims=True)
+        if h == -1:
+            f = single.mean(axis=1, keepdims=True)
+        elif h == -2:
+            f = single.max(axis=1, keepdims=True)
+        else:
+            f = single.min(axis=1, keepdims=True)
         out.append(f / f.sum(axis=(2, 3), keepdims=True))
     return np.concatenate(out, axis=1).reshape(n_l, n_h + len(spec.fused), gh * gw).astype(
         np.float32)
@@ -349,14 +352,14 @@ def _list_array(values: np.ndarray) -> pa.Array:
 # --------------------------------------------------------------------------- metrics
 def _metric_rows(keys: dict[str, np.ndarray], iou90: np.ndarray, area: np.ndarray,
                  rng: np.random.Generator, extra: dict[str, tuple[float, ...]] | None = None
-                 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """metrics_map and metrics_iou columns for rows with a given IoU@90 and target area."""
     n = iou90.shape[0]
     g = np.clip(area, 1e-4, 0.95)
     cov = np.clip(g * (1 + 5 * iou90) * rng.lognormal(0, 0.2, n), 0, 1)
     p0 = rng.random(n) < np.clip(0.12 + 2.5 * iou90, 0, 0.95)
     p15 = p0 | (rng.random(n) < 0.3)
-    mm = dict(keys)
+    mm: dict[str, Any] = dict(keys)
     mm.update(
         coverage=cov, pointing_t0=p0.astype(float), pointing_t15=p15.astype(float),
         topk_pointing=np.clip(cov * 1.2 + rng.normal(0, 0.02, n), 0, 1),
@@ -378,7 +381,7 @@ def _metric_rows(keys: dict[str, np.ndarray], iou90: np.ndarray, area: np.ndarra
     iou = np.repeat(iou90, p) * np.tile(factor, n) * rng.lognormal(0, 0.08, n * p)
     max_iou = np.minimum(a, g_r) / np.maximum(a, g_r)
     iou = np.clip(np.minimum(iou, 0.98 * max_iou), 0, 1)
-    mi = {k: np.repeat(v, p) for k, v in keys.items()}
+    mi: dict[str, Any] = {k: np.repeat(v, p) for k, v in keys.items()}
     mi.update(percentile=pct, iou=iou, attention_area=a,
               random_iou=a * g_r / (a + g_r - a * g_r), max_iou=max_iou,
               iou_over_max=iou / max_iou, corloc=(iou >= 0.5).astype(float))

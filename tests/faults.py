@@ -19,6 +19,8 @@ from pathlib import Path
 
 from tests.conftest import ROOT, SSL_WC, cli_env
 
+TALLY_FILE = ROOT / ".pytest_cache" / "fault_tallies.txt"
+
 READER = r'''
 import json, os, sys, time
 import duckdb  # the reader never imports ssl_wc: the plain-DuckDB door
@@ -59,6 +61,11 @@ class Tally:
     errors: list[str] = field(default_factory=list)
     partial: list[str] = field(default_factory=list)
     finished_before_kill: int = 0
+
+    def record(self) -> None:
+        """Append this tally to the file the session summary prints (see conftest)."""
+        with open(TALLY_FILE, "a") as fh:
+            fh.write(self.line() + "\n")
 
     def line(self) -> str:
         return (f"[fault suite] {self.name}: kills={self.kills} "

@@ -77,7 +77,7 @@ def run_page(page: str, **params: str) -> AppTest:
 def texts(at: AppTest) -> str:
     parts: list[str] = []
     for kind in ("markdown", "caption", "info", "warning", "error", "title", "subheader"):
-        parts += [str(e.value) for e in at.get(kind)]
+        parts += [str(getattr(e, "value", "")) for e in at.get(kind)]
     return "\n".join(parts)
 
 
@@ -159,6 +159,8 @@ def test_image_page_draws_heatmap_boxes_and_metrics(wh: BuiltWarehouse) -> None:
     image = first_with_file(wh)
     at = run_page("pages/image.py", image=image, model="dinov2", layer="2")
     assert_clean(at)
+    # the page ran inside the app's frame (menu, sidebar status line)
+    assert any("Warehouse" in c.value for c in at.sidebar.caption)
     specs = charts(at)
     assert {"overlay", "image_progression"} <= set(specs)
     heat = decode(trace(specs["overlay"], "heatmap")["z"])

@@ -152,6 +152,7 @@ STATE_JS = """
     exceptions: q('[data-testid="stException"]'),
     blocks: q('[data-testid="stVerticalBlock"]'),
     text: main ? main.innerText : '',
+    sidebar: (document.querySelector('[data-testid="stSidebar"]') || {}).innerText || '',
     height: Math.max(main ? main.scrollHeight : 0,
                      document.body ? document.body.scrollHeight : 0),
   };
@@ -277,11 +278,12 @@ def cdp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CDP]:
 
 
 def page_checks(wh: BuiltWarehouse) -> list[PageCheck]:
+    """Pages in visiting order; the first is a deep link, right after the server started."""
     image = next(i for i in wh.image_ids if i in wh.files)
     return [
-        PageCheck("gallery", "", "", 0, ("Gallery", "annotated images", "Open")),
         PageCheck("image", "image", f"image={image}&layer=2&box=-1", 2,
                   ("Metrics", image, "IoU@90")),
+        PageCheck("gallery", "", "", 0, ("Gallery", "annotated images", "Open")),
         PageCheck("compare", "compare", f"image={image}&models=dinov2@frozen,clip@frozen", 3,
                   ("Difference map", "red")),
         PageCheck("compare_variant", "compare", f"image={image}&mode=variant&model=clip", 3,
@@ -318,6 +320,8 @@ def test_pages_render_in_a_real_browser(app_url: str, cdp: CDP,
         for needle in check.must_show:
             if needle not in text:
                 problems.append(f"{check.name}: {needle!r} not on the page")
+        if "Explore" not in str(state.get("sidebar", "")):  # the app's menu, not a bare page
+            problems.append(f"{check.name}: the app's navigation menu is missing")
         if state.get("drawn", 0) < check.min_charts:
             problems.append(f"{check.name}: {state.get('drawn')} charts < {check.min_charts}")
         for d in out_dirs:

@@ -41,6 +41,7 @@ def _cycle(wh, tmp_path, name, args, views, checks, *, kills, max_delay, referen
         time.sleep(0.2)
         reader.finish(tally)
     print(tally.line())
+    tally.record()
     assert mismatches == []
     assert tally.errors == [], tally.errors[:5]
     assert tally.partial == [], tally.partial[:5]

@@ -96,6 +96,7 @@ def test_sigkill_annotations_and_images(demo_data, tmp_path, annotated_wh_templa
         reader.finish(tallies[0])
     for t in tallies:
         print(t.line())
+        t.record()
     assert tallies[0].queries > 20
     assert tallies[0].errors == [], tallies[0].errors[:5]
     assert tallies[0].partial == [], tallies[0].partial[:5]
@@ -110,4 +111,19 @@ def test_sigkill_annotations_and_images(demo_data, tmp_path, annotated_wh_templa
     assert chk.returncode == 0
     chk = subprocess.run([*SSL_WC, "-w", str(wh), "check"], cwd=ROOT, env=cli_env(),
                          capture_output=True, text=True)
+    assert chk.returncode == 0, chk.stdout
+
+
+@pytest.mark.parametrize("point", ["write", "publish", "manifest"])
+def test_full_disk_during_cli_ingest(annotated_wh, demo_data, point):
+    """A write failure ends the job with a clear message; the previous state is intact."""
+    before = snapshot(annotated_wh.catalog, USER_TABLES)
+    out = subprocess.run([*SSL_WC, "-w", str(annotated_wh.root), *_ingest_args(demo_data)[0],
+                          "--force"], cwd=ROOT, env=cli_env(SSL_WC_FAIL_AT=point),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1
+    assert "No space left on device" in out.stderr and "Traceback" not in out.stderr
+    assert snapshot(annotated_wh.catalog, USER_TABLES) == before
+    chk = subprocess.run([*SSL_WC, "-w", str(annotated_wh.root), "check"], cwd=ROOT,
+                         env=cli_env(), capture_output=True, text=True, timeout=120)
     assert chk.returncode == 0, chk.stdout

@@ -55,6 +55,7 @@ import os
 import random
 import shutil
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -288,7 +289,9 @@ def prepare_classifier(backbone: nn.Module, spec: ModelSpec, n_classes: int,
         lcfg = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha,
                           lora_dropout=cfg.lora_dropout, target_modules=targets, bias="none")
         torch.manual_seed(cfg.seed + 1)
-        backbone = get_peft_model(backbone, lcfg)  # freezes every non-adapter weight
+        with warnings.catch_warnings():  # peft calls a transformers API deprecated in 5.x
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+            backbone = get_peft_model(backbone, lcfg)  # freezes every non-adapter weight
     else:
         backbone.requires_grad_(True)
     model = StyleClassifier(backbone, head, spec)
@@ -669,7 +672,9 @@ def load_finetuned(path: str | Path, device: DeviceChoice | str = "auto", *,
         if strategy == "lora":
             from peft import PeftModel
 
-            peft_model = PeftModel.from_pretrained(backbone, str(path / "adapter"))
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+                peft_model = PeftModel.from_pretrained(backbone, str(path / "adapter"))
             backbone = peft_model.merge_and_unload() if merge else peft_model
     head = LinearHead(int(m["head"]["in_features"]), int(m["head"]["out_features"]))
     head.load_state_dict(load_file(str(path / "head.safetensors")))

@@ -43,9 +43,14 @@ def check_lake(warehouse: WarehousePaths, *, checksums: bool = True) -> list[Pro
             problems.append(Problem("manifest", p.relative_to(wh.root).as_posix(), p.stem,
                                     f"unreadable manifest: {exc}"))
     known: dict[str, str] = {}
-    for m in read_manifests(wh).manifests:
+    state = read_manifests(wh)
+    for m in state.manifests:
+        units = m.get("units", {})
         for f in m.get("files", []):
             known[f["path"]] = m["run_id"]
+            keys = units.get(f["table"], [])
+            if keys and not any(state.live.get((f["table"], k)) == m["run_id"] for k in keys):
+                continue  # every unit superseded by a later run: no view reads this file
             path = wh.root / f["path"]
             if not path.exists():
                 problems.append(Problem("missing", f["path"], m["run_id"],

@@ -400,32 +400,63 @@ class _Plan:
     features: bool
 
 
+def _rollout_update(fused: torch.Tensor, product: torch.Tensor | None) -> torch.Tensor:
+    """:func:`rollout_step` with fewer kernels (in place on ``fused``, a fresh tensor).
+
+    ``rownorm(0.5 Ā + 0.5 I) = (Ā + I) / (rowsum(Ā) + 1)``.
+    """
+    fused.diagonal(dim1=-2, dim2=-1).add_(1.0)
+    fused.div_(fused.sum(dim=-1, keepdim=True))
+    return fused if product is None else torch.bmm(fused, product)
+
+
+def _copy_f32(t: torch.Tensor) -> torch.Tensor:
+    """A float32 copy (never a view: a view would keep the whole source tensor alive)."""
+    return t.to(torch.float32, copy=True)
+
+
 class _Collector:
+    """Reads each layer as it runs; keeps only analysed rows (see the module docstring).
+
+    Per layer it does the few reductions that need the full attention tensor (the CLS
+    row copy, the mean over patch queries, the rollout update); head selection and head
+    fusion run once per batch in :meth:`finish`, over all layers at once.
+    """
+
     def __init__(self, plan: _Plan) -> None:
         self.plan = plan
         self.layer_set = set(plan.layers)
         self.chunks: list[tuple[str, int, list[int], torch.Tensor]] = []
+        self.per_head: dict[str, list[tuple[int, torch.Tensor]]] = {}
         self.rollout: dict[str, torch.Tensor | None] = dict.fromkeys(plan.fuse)
         self.seen: dict[int, int] = {}
         self.missing: list[int] = []
         self.feats: list[tuple[int, str, torch.Tensor]] = []
         self.tokens: dict[int, torch.Tensor] = {}
-        self._head_idx: torch.Tensor | None = None
 
     # -- maps --------------------------------------------------------------------------
-    def emit(self, method: str, layer: int, per_head: torch.Tensor) -> None:
-        """per_head: (B, H, P) float32 -> selected heads + fused rows as one chunk."""
-        parts: list[torch.Tensor] = []
-        ids: list[int] = []
-        if self.plan.heads:
-            if self._head_idx is None or self._head_idx.device != per_head.device:
-                self._head_idx = torch.tensor(self.plan.heads, device=per_head.device)
-            parts.append(per_head.index_select(1, self._head_idx))
-            ids.extend(self.plan.heads)
-        for how in self.plan.fuse:
-            parts.append(fuse_heads(per_head, how).unsqueeze(1))
-            ids.append(FUSION_HEAD[how])
-        self.chunks.append((method, layer, ids, torch.cat(parts, dim=1)))
+    def add_rows(self, method: str, layer: int, per_head: torch.Tensor) -> None:
+        """per_head: (B, H, P) float32 rows of one layer, fused later in :meth:`finish`."""
+        self.per_head.setdefault(method, []).append((layer, per_head))
+
+    def finish(self) -> None:
+        """Selected heads + fused rows, as one (B, K, P) chunk per (method, layer)."""
+        heads, fuse = self.plan.heads, self.plan.fuse
+        ids = [*heads, *(FUSION_HEAD[how] for how in fuse)]
+        for method, rows in self.per_head.items():
+            stacked = torch.stack([r for _, r in rows], dim=1)  # (B, Ls, H, P)
+            parts: list[torch.Tensor] = []
+            if heads:
+                if list(heads) == list(range(stacked.shape[2])):
+                    parts.append(stacked)
+                else:
+                    idx = torch.tensor(heads, device=stacked.device)
+                    parts.append(stacked.index_select(2, idx))
+            parts.extend(fuse_heads(stacked, how, dim=2).unsqueeze(2) for how in fuse)
+            block = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)  # (B, Ls, K, P)
+            for j, (layer, _) in enumerate(rows):
+                self.chunks.append((method, layer, ids, block[:, j]))
+        self.per_head.clear()
 
     def on_attention(self, layer: int, weights: torch.Tensor | None) -> None:
         if weights is None:
@@ -443,20 +474,25 @@ class _Collector:
         p0 = p.num_prefix
         want = layer in self.layer_set
         if want and "cls" in p.methods:
-            self.emit("cls", layer, weights[:, :, 0, p0:].float())
+            self.add_rows("cls", layer, _copy_f32(weights[:, :, 0, p0:]))
         if want and "mean" in p.methods:
-            self.emit("mean", layer, _mean_f32(weights[:, :, p0:, p0:], 2))
+            self.add_rows("mean", layer, _mean_f32(weights[:, :, p0:, p0:], 2))
         if "rollout" in p.methods:
             for how in p.fuse:
-                prod = rollout_step(fuse_heads(weights, how), self.rollout[how])
+                fused = fuse_heads(weights, how)
+                if fused.data_ptr() == weights.data_ptr():  # never modify the model's tensor
+                    fused = fused.clone()
+                prod = _rollout_update(fused, self.rollout[how])
                 self.rollout[how] = prod
                 if want:
-                    row = prod[:, 0, p0:] if p.has_cls else prod[:, p0:, p0:].mean(dim=1)
-                    self.chunks.append(("rollout", layer, [FUSION_HEAD[how]], row.unsqueeze(1)))
+                    row = _copy_f32(prod[:, 0:1, p0:]) if p.has_cls else (
+                        prod[:, p0:, p0:].mean(dim=1, keepdim=True))
+                    self.chunks.append(("rollout", layer, [FUSION_HEAD[how]], row))
 
     def on_map_head(self, weights: torch.Tensor) -> None:
         """weights: (B, H, 1, N) probe attention from the MAP head."""
-        self.emit("map", self.plan.num_layers, weights[:, :, 0, self.plan.num_prefix:].float())
+        p0 = self.plan.num_prefix
+        self.add_rows("map", self.plan.num_layers, _copy_f32(weights[:, :, 0, p0:]))
 
     # -- features ----------------------------------------------------------------------
     def on_hidden(self, layer: int, hidden: torch.Tensor) -> None:
@@ -464,11 +500,10 @@ class _Collector:
         p0 = p.num_prefix
         if p.features and layer in p.feature_layers:
             if p.has_cls:
-                self.feats.append((layer, "cls", hidden[:, 0].float()))
-            patch_mean = _mean_f32(hidden[:, p0:], 1)
-            self.feats.append((layer, "patch_mean", patch_mean))
+                self.feats.append((layer, "cls", _copy_f32(hidden[:, 0])))
+            self.feats.append((layer, "patch_mean", _mean_f32(hidden[:, p0:], 1)))
         if layer in p.patch_token_layers:
-            self.tokens[layer] = hidden[:, p0:].float()
+            self.tokens[layer] = _copy_f32(hidden[:, p0:])
 
 
 @contextmanager
@@ -697,10 +732,10 @@ def extract_batch(
         raise ValueError(f"repeated method in {methods}")
     if "cls" in methods and not spec.has_cls:
         raise ValueError(f"model {spec.key!r} has no CLS token: use 'map', 'mean' or 'rollout'")
-    fuse = tuple(fuse)
     for how in fuse:
         if how not in FUSION_HEAD:
             raise ValueError(f"unknown fusion {how!r} (mean, max, min)")
+    fuse = tuple(sorted(set(fuse), key=lambda f: -FUSION_HEAD[f]))  # mean, max, min
     if "rollout" in methods and not fuse:
         raise ValueError("rollout needs at least one head fusion in 'fuse'")
     model = unwrap_model(model, spec.architecture)
@@ -731,9 +766,10 @@ def extract_batch(
         with _hooks(_install(model, col)), torch.inference_mode():
             out = model(pixel_values=x, **forward_kwargs(model, gh * gw, batch))
             if features:
-                col.feats.append((n_layers, "pooled", _pooled(model, out, spec).float()))
+                col.feats.append((n_layers, "pooled", _copy_f32(_pooled(model, out, spec))))
         if any(m in methods for m in ("cls", "mean", "rollout")):
             _check_attention_count(model, col, n_layers)
+        col.finish()
     if "gradcam" in methods:
         cams = gradcam_maps(model, spec, x, plan.layers, classifier=classifier,
                             target_class=target_class)
@@ -777,13 +813,10 @@ def _check_attention_count(model: nn.Module, col: _Collector, n_layers: int) -> 
         )
 
 
-def _head_order(ids: list[int]) -> list[int]:
-    """Positions of ``ids`` sorted as: heads ascending, then -1, -2, -3."""
-    return sorted(range(len(ids)), key=lambda j: (ids[j] < 0, abs(ids[j])))
-
-
 def _assemble_maps(col: _Collector, methods: Sequence[str], batch: int, gh: int,
                    gw: int) -> MapBatch:
+    """One (B, T, P) cat of every chunk, then numpy columns. Chunks already hold their heads
+    in the stored order (selected heads ascending, then -1, -2, -3)."""
     order = {m: i for i, m in enumerate(methods)}
     chunks = sorted(col.chunks, key=lambda c: (order[c[0]], c[1]))
     n_cells = gh * gw
@@ -791,18 +824,11 @@ def _assemble_maps(col: _Collector, methods: Sequence[str], batch: int, gh: int,
         empty = np.zeros(0)
         return MapBatch(empty.astype(np.int32), empty.astype(str), empty.astype(np.int16),
                         empty.astype(np.int16), gh, gw, np.zeros((0, n_cells), np.float32))
-    head_order = [_head_order(ids) for _, _, ids, _ in chunks]
-    values = torch.cat(
-        [c[3][:, torch.tensor(o, device=c[3].device)]
-         for c, o in zip(chunks, head_order, strict=True)],
-        dim=1,
-    )  # (B, T, P)
+    values = torch.cat([c[3] for c in chunks], dim=1)  # (B, T, P)
     t = values.shape[1]
     method_col = np.concatenate([np.full(len(c[2]), c[0]) for c in chunks])
     layer_col = np.concatenate([np.full(len(c[2]), c[1], np.int16) for c in chunks])
-    head_col = np.concatenate(
-        [np.asarray(c[2], np.int16)[o] for c, o in zip(chunks, head_order, strict=True)]
-    )
+    head_col = np.concatenate([np.asarray(c[2], np.int16) for c in chunks])
     arr = values.detach().to("cpu", torch.float32).numpy().reshape(batch * t, n_cells)
     return MapBatch(
         image=np.repeat(np.arange(batch, dtype=np.int32), t),

@@ -32,6 +32,9 @@ sys.path.insert(0, str(REPO))
 import streamlit.logger  # noqa: E402
 
 streamlit.logger.set_log_level("error")
+for _noisy in ("streamlit.runtime.caching.cache_data_api",
+               "streamlit.runtime.scriptrunner_utils.script_run_context"):
+    streamlit.logger.get_logger(_noisy).disabled = True  # bare-mode warnings, per call
 sys.path.insert(0, str(REPO / "tests"))
 
 from dashboard_fixture import FixtureSpec, build_warehouse  # noqa: E402

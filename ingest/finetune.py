@@ -457,9 +457,11 @@ def variant_delta_rows(df: pl.DataFrame, *, resamples: int = 10_000,
         families.setdefault(tuple(r[k] for k in fam_keys), []).append(i)
     for (model, strategy, _ph, metric, pct), idx in families.items():
         tested = [i for i in idx if rows[i]["p_t"] is not None]
-        label = (f"all {len(tested)} layer x method tests of {model} {strategy} vs frozen, "
-                 f"{metric}{'@' + str(pct) if pct is not None else ''} (fused mean map, "
-                 f"image targets; tests whose differences are all zero have no p)")
+        what = (f"{model} {strategy} vs frozen, {metric}"
+                f"{'@' + str(pct) if pct is not None else ''} (fused mean map, image targets)")
+        label = (f"all {len(tested)} layer x method tests of {what}; tests whose differences "
+                 f"are all zero have no p" if tested else
+                 f"no test: every difference is zero for {what}")
         adj: Sequence[float] = (holm(np.array([rows[i]["p_t"] for i in tested])).tolist()
                                 if tested else [])
         for i in idx:

@@ -43,7 +43,11 @@ CREATE OR REPLACE VIEW box_metrics AS
 WITH iou AS (
     SELECT model, variant, method, layer, head, image_id, box_index, protocol_hash,
            max(iou) FILTER (WHERE percentile = 50) AS iou_50,
+           max(iou) FILTER (WHERE percentile = 60) AS iou_60,
+           max(iou) FILTER (WHERE percentile = 70) AS iou_70,
            max(iou) FILTER (WHERE percentile = 75) AS iou_75,
+           max(iou) FILTER (WHERE percentile = 80) AS iou_80,
+           max(iou) FILTER (WHERE percentile = 85) AS iou_85,
            max(iou) FILTER (WHERE percentile = 90) AS iou_90,
            max(iou) FILTER (WHERE percentile = 95) AS iou_95,
            max(iou_over_max) FILTER (WHERE percentile = 90) AS iou_over_max_90
@@ -52,7 +56,8 @@ WITH iou AS (
 )
 SELECT m.model, m.variant, m.method, m.layer, m.head, m.image_id, m.box_index, b.label,
        f.name AS feature_name, b.area_c AS box_area, m.protocol_hash,
-       iou.iou_50, iou.iou_75, iou.iou_90, iou.iou_95, iou.iou_over_max_90,
+       iou.iou_50, iou.iou_60, iou.iou_70, iou.iou_75, iou.iou_80, iou.iou_85, iou.iou_90,
+       iou.iou_95, iou.iou_over_max_90,
        m.coverage, m.pointing_t0, m.pointing_t15, m.topk_pointing, m.relevance_rank_acc,
        m.mse, m.kl, m.emd
 FROM _raw_metrics_map m
@@ -79,18 +84,26 @@ FROM (UNPIVOT (SELECT model, variant, method, layer, head, image_id, target, box
                FROM _raw_metrics_iou)
       ON iou, iou_over_max, corloc INTO NAME metric VALUE value);
 
--- Per feature type: boxes grouped by their own label, and rolled up to every ancestor
--- of the ontology (depth 0 = the label itself; rollup = true for ancestors).
+-- Per feature type, boxes as targets. rollup = false: boxes of the label itself;
+-- rollup = true: boxes of the label and of every descendant in the ontology (a DAG, so a
+-- box counts under each of its ancestors), e.g. "all Window kinds".
 CREATE OR REPLACE VIEW feature_metrics AS
-SELECT l.model, l.variant, l.method, l.layer, l.head, a.ancestor AS feature_label,
-       f.name AS feature_name, a.depth > 0 AS rollup, l.protocol_hash, l.metric, l.percentile,
-       count(l.value) AS n_boxes, count(DISTINCT l.image_id) AS n_images,
-       avg(l.value) AS mean, stddev_samp(l.value) AS sd
-FROM metric_long l
-JOIN _raw_ann_boxes b ON b.image_id = l.image_id AND b.box_index = l.box_index
-JOIN _raw_ann_feature_ancestors a ON a.label = b.label
-JOIN _raw_ann_feature_types f ON f.label = a.ancestor
-WHERE l.target = 'box'
+WITH scored AS (
+    SELECT l.*, b.label FROM metric_long l
+    JOIN _raw_ann_boxes b ON b.image_id = l.image_id AND b.box_index = l.box_index
+    WHERE l.target = 'box'
+), grouped AS (
+    SELECT s.*, a.ancestor AS feature_label, false AS rollup
+    FROM scored s JOIN _raw_ann_feature_ancestors a ON a.label = s.label AND a.depth = 0
+    UNION ALL
+    SELECT s.*, a.ancestor AS feature_label, true AS rollup
+    FROM scored s JOIN _raw_ann_feature_ancestors a ON a.label = s.label
+)
+SELECT g.model, g.variant, g.method, g.layer, g.head, g.feature_label, f.name AS feature_name,
+       g.rollup, g.protocol_hash, g.metric, g.percentile, count(g.value) AS n_boxes,
+       count(DISTINCT g.image_id) AS n_images, avg(g.value) AS mean,
+       stddev_samp(g.value) AS sd
+FROM grouped g JOIN _raw_ann_feature_types f ON f.label = g.feature_label
 GROUP BY ALL;
 
 -- Per style. Rule: each image counts under its FIRST listed style (primary_style), so
@@ -150,7 +163,9 @@ SELECT d.model, d.variant, is_baseline(d.model) AS is_baseline, d.protocol_hash,
        rank() OVER (PARTITION BY d.variant, d.protocol_hash, d.metric, d.percentile
                     ORDER BY d.best_score DESC) AS rank
 FROM best_default d
-JOIN best_any a USING (model, variant, protocol_hash, metric, percentile);
+JOIN best_any a ON a.model = d.model AND a.variant = d.variant
+               AND a.protocol_hash = d.protocol_hash AND a.metric = d.metric
+               AND a.percentile IS NOT DISTINCT FROM d.percentile;
 
 -- Model minus each baseline, paired over images (same image, same metric): mean
 -- difference, sd, n, Cohen's d_z and the paired t statistic. p-values come from

@@ -234,8 +234,7 @@ def finetune_cmd(
 ) -> None:
     """Fine-tune a backbone on the 4-style task; ingest it as variant <strategy>.
 
-    The annotated images and every other photo of their churches never enter training or
-    validation. Exit codes: 0 success, 3 partial success, 1 failure.
+    Annotated images and their churches never enter training. Exit: 0 ok, 3 partial, 1 failed.
     """
     from ingest.attention import ALL_METHODS
     from ingest.finetune import (

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 
-from ssl_wc.lake.catalog import catalog_root, rebuild_catalog
+from ssl_wc.lake.catalog import catalog_meta, definitions_hash, rebuild_catalog
 from ssl_wc.paths import WarehousePaths
 
 
@@ -21,8 +21,22 @@ class WarehouseMissing(FileNotFoundError):
     """No warehouse at the given place."""
 
 
+_CHECKED: dict[str, tuple[int, int]] = {}
+
+
 def ensure_catalog(wh: WarehousePaths) -> None:
-    """Build the catalog if missing, or rebuild it if the folder was moved or copied."""
+    """Build the catalog if missing, or rebuild it if the folder was moved or copied or
+    the project's SQL / schemas changed since it was built.
+
+    The location check opens the catalog once per catalog version (cached on its inode
+    and mtime), so repeated reader connections cost one open, not two.
+    """
+    try:
+        st = wh.catalog.stat()
+        if _CHECKED.get(wh.root.as_posix()) == (st.st_ino, st.st_mtime_ns):
+            return
+    except FileNotFoundError:
+        pass
     if not wh.catalog.exists():
         if not wh.manifests.exists():
             raise WarehouseMissing(
@@ -30,8 +44,13 @@ def ensure_catalog(wh: WarehousePaths) -> None:
                 f"first, or pass --warehouse / set SSL_WC_WAREHOUSE")
         rebuild_catalog(wh)
         return
-    if catalog_root(wh.catalog) != wh.root.as_posix() and os.access(wh.root, os.W_OK):
+    meta = catalog_meta(wh.catalog)
+    stale = (meta.get("root") != wh.root.as_posix()
+             or meta.get("definitions") != definitions_hash())
+    if stale and os.access(wh.root, os.W_OK):
         rebuild_catalog(wh)
+    st = wh.catalog.stat()
+    _CHECKED[wh.root.as_posix()] = (st.st_ino, st.st_mtime_ns)
 
 
 def register_functions(con: duckdb.DuckDBPyConnection) -> None:

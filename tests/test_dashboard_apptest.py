@@ -348,13 +348,20 @@ def test_runs_history_and_errors(wh: BuiltWarehouse) -> None:
     assert {t["name"] for t in charts(at)["runs"]["data"]} == {"failed"}
 
 
+def results(at: AppTest) -> list[Any]:
+    """Query result tables on the SQL page (not the list of views)."""
+    return [df.value for df in at.dataframe if "kind" not in df.value.columns]
+
+
 def test_sql_page_runs_reads_and_refuses_writes(wh: BuiltWarehouse, tmp_path: Path) -> None:
     at = run_page("pages/sql.py")
     assert_clean(at)
-    assert at.dataframe and at.dataframe[0].value.shape[0] > 0
+    views = [df.value for df in at.dataframe if "kind" in df.value.columns]
+    assert views and "leaderboard" in set(views[0]["name"])
+    assert results(at) and results(at)[0].shape[0] > 0
     assert at.get("download_button")
     at.text_area(key="qp_q").input("SELECT count(*) AS n FROM images").run()
-    assert int(at.dataframe[0].value["n"][0]) == len(wh.image_ids)
+    assert int(results(at)[0]["n"][0]) == len(wh.image_ids)
     assert at.query_params["q"] == "SELECT count(*) AS n FROM images"
     secret = tmp_path / "secret.csv"
     secret.write_text("a\n1\n")
@@ -363,8 +370,9 @@ def test_sql_page_runs_reads_and_refuses_writes(wh: BuiltWarehouse, tmp_path: Pa
                 "PRAGMA version"):
         at.text_area(key="qp_q").input(bad).run()
         assert at.error and "Refused" in at.error[0].value, bad
+        assert not results(at)
     at.text_area(key="qp_q").input(f"SELECT * FROM read_csv('{secret}')").run()
-    assert not at.dataframe and (at.error or at.warning)
+    assert not results(at) and (at.error or at.warning)
     at.text_area(key="qp_q").input("SELEC nonsense").run()
     assert at.error or any("failed" in w.value for w in at.warning)
 

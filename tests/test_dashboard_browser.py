@@ -292,7 +292,7 @@ def page_checks(wh: BuiltWarehouse) -> list[PageCheck]:
                   ("Layer progression", "By style", "By feature type", "higher is better")),
         PageCheck("heads", "heads", "model=dinov2", 3, ("best head", "Heads x feature types")),
         PageCheck("runs", "runs", "", 1, ("Per-item ingest errors", "committed", "failed")),
-        PageCheck("sql", "sql", "", 0, ("Views and tables", "layer_progression", "rows")),
+        PageCheck("sql", "sql", "", 0, ("Views and tables", "relations", "rows")),
     ]
 
 

@@ -26,9 +26,9 @@ from ssl_wc.metrics.protocol import MetricProtocol
 from ssl_wc.models.registry import build_random_model
 from ssl_wc.paths import WarehousePaths
 
-TINY = {"grid": 2, "hidden_size": 32, "num_layers": 2, "num_heads": 2}
+TINY: dict[str, Any] = {"grid": 2, "hidden_size": 32, "num_layers": 2, "num_heads": 2}
 METHODS = ("cls", "mean")
-TRAIN = {"epochs": 2, "batch_size": 32, "lr_head": 5e-2, "device": "cpu"}
+TRAIN: dict[str, Any] = {"epochs": 1, "batch_size": 32, "lr_head": 5e-2, "device": "cpu"}
 LR = {"linear_probe": None, "lora": 5e-3, "full": 1e-3}
 PROTOCOL = MetricProtocol(eval_size=(48, 48), percentiles=(50, 90))  # small: fast tests
 
@@ -126,7 +126,8 @@ def test_trained_variants_move_attention_with_stats(ft_wh: dict[str, Any]) -> No
         tested = [r for r in rows if r[3] is not None]
         assert tested and all(r[4] >= r[3] for r in tested)  # Holm never lowers p
         assert all(r[1] <= r[0] + 1e-12 and r[0] <= r[2] + 1e-12 for r in tested)
-        assert all(strategy in r[5] and "layer x method" in r[5] for r in rows)
+        assert all(strategy in r[5] and ("layer x method" in r[5] if r[6] else
+                                         "every difference is zero" in r[5]) for r in rows)
         assert all(r[9] for r in rows)
     by_style = q(wh, "SELECT DISTINCT style_rule FROM variant_deltas_by_style")
     assert by_style == [("first listed style",)]
@@ -230,3 +231,53 @@ def test_cli_finetune(annotated_wh: WarehousePaths, tmp_path: Path) -> None:
     assert bad.exit_code == 2
     bad_methods = runner.invoke(app, [*base, "--strategy", "lora", "--methods", "nope"])
     assert bad_methods.exit_code == 2 and "unknown" in bad_methods.output
+
+
+# --------------------------------------------------------------------------- dashboard
+def _page(root: Path, monkeypatch: pytest.MonkeyPatch, **params: str) -> Any:
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SSL_WC_WAREHOUSE", str(root))
+    app = Path(__file__).resolve().parents[1] / "dashboards" / "app.py"
+    at = AppTest.from_file(str(app), default_timeout=90)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.switch_page("pages/finetune.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _decode(value: Any) -> Any:
+    """A Plotly JSON array: a plain list or a typed ``{"dtype", "bdata"}`` array."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(value, dict):
+        return np.frombuffer(base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]))
+    return np.asarray(value, dtype=float)
+
+
+def test_dashboard_page_shows_curves_accuracy_and_deltas(
+        ft_wh: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _page(ft_wh["wh"].root, monkeypatch, metric="iou", pct="90")
+    assert not at.error
+    specs = {json.loads(el.proto.spec)["layout"]["meta"]["chart"]: json.loads(el.proto.spec)
+             for el in at.get("plotly_chart")}
+    assert {"finetune_accuracy", "finetune_loss", "finetune_acc", "variant_deltas"} <= set(specs)
+    lines = {t["name"]: t for t in specs["variant_deltas"]["data"]
+             if t.get("mode") == "lines+markers"}
+    assert set(lines) == set(STRATEGIES)
+    values = _decode(lines["linear_probe"]["y"])
+    assert values.size == TINY["num_layers"] and (values == 0).all()
+    assert (_decode(lines["full"]["y"]) != 0).any()
+    assert any("Holm family" in str(c.value) for c in at.caption)
+    assert len(at.dataframe) >= 4  # runs, deltas, gained, lost
+
+
+def test_dashboard_page_without_finetuning_says_what_to_run(
+        annotated_wh: WarehousePaths, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _page(annotated_wh.root, monkeypatch)
+    assert not at.error
+    assert any("ssl-wc finetune" in str(i.value) for i in at.info)

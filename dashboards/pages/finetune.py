@@ -37,18 +37,21 @@ def render() -> None:
     if runs.height == 0:
         ui.missing("No fine-tuned models in the warehouse yet", TRAIN_CMD)
         return
-    _accuracy(runs)
-    _curves(runs)
+    # charts show the latest run of each model and strategy; the table lists every run
+    latest = runs.sort("started_at", nulls_last=False).group_by(
+        ["model", "strategy"], maintain_order=True).last()
+    _accuracy(runs, latest)
+    _curves(latest)
     _deltas(runs)
 
 
 # --------------------------------------------------------------------------- accuracy
-def _accuracy(runs: pl.DataFrame) -> None:
+def _accuracy(runs: pl.DataFrame, latest: pl.DataFrame) -> None:
     st.subheader("Validation accuracy (best epoch)")
-    models = sorted(runs["model"].unique().to_list())
+    models = sorted(latest["model"].unique().to_list())
     fig = go.Figure()
-    for s in _strategies(runs["strategy"].unique().to_list()):
-        part = runs.filter(pl.col("strategy") == s)
+    for s in _strategies(latest["strategy"].unique().to_list()):
+        part = latest.filter(pl.col("strategy") == s).sort("model")
         fig.add_trace(go.Bar(
             x=[ui.model_label(m) for m in part["model"].to_list()],
             y=part["best_val_acc"].to_list(), name=s, marker={"color": _color(s)},
@@ -77,8 +80,9 @@ def _accuracy(runs: pl.DataFrame) -> None:
 
 
 # --------------------------------------------------------------------------- curves
-def _curves(runs: pl.DataFrame) -> None:
-    epochs = data.query("dash_finetune_epochs")
+def _curves(latest: pl.DataFrame) -> None:
+    epochs = data.query("dash_finetune_epochs").filter(
+        pl.col("finetune_id").is_in(latest["finetune_id"].to_list()))
     if epochs.height == 0:
         return
     st.subheader("Training curves")
@@ -133,8 +137,8 @@ def _deltas(runs: pl.DataFrame) -> None:
     deltas = data.query("dash_variant_deltas", metric=metric, percentile=pct,
                         protocol=protocol)
     if deltas.height == 0:
-        models = ", ".join(sorted(runs["model"].unique().to_list()))
-        ui.missing(f"No fine-tuned maps paired with frozen ones for {models}: ingest the "
+        trained = ", ".join(sorted(runs["model"].unique().to_list()))
+        ui.missing(f"No fine-tuned maps paired with frozen ones for {trained}: ingest the "
                    f"variants and score them", "ssl-wc finetune ... --ingest")
         return
     models = sorted(deltas["model"].unique().to_list())

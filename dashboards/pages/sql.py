@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import polars as pl
 import streamlit as st
 
 from dashboards import data, ui
@@ -24,9 +25,11 @@ def render() -> None:
     with right:
         st.markdown("**Views and tables**")
         rel = data.relations()
-        for r in rel.iter_rows(named=True):
-            with st.expander(f"{r['name']} ({r['kind']})"):
-                st.code("\n".join(r["columns"] or []), language=None)
+        st.dataframe(
+            rel.select("name", "kind", pl.col("columns").list.join(", ").alias("columns")),
+            hide_index=True, width="stretch", height=460,
+            column_config={"columns": st.column_config.TextColumn(width="large")})
+        st.caption(f"{rel.height} relations; hover a row's columns cell to read it all.")
     with left:
         wkey = "qp_q"
         if wkey not in st.session_state:

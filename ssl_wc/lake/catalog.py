@@ -40,6 +40,17 @@ def sql_files() -> list[Path]:
     return sorted(SQL_DIR.glob("*.sql"))
 
 
+def definitions_hash() -> str:
+    """Hash of what a catalog is built from besides the data: the SQL files and the
+    table schemas. A catalog built from other definitions is rebuilt on open."""
+    h = hashlib.sha256()
+    for p in sql_files():
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    h.update(repr(sorted((n, str(t.schema)) for n, t in TABLES.items())).encode())
+    return h.hexdigest()[:16]
+
+
 @dataclass
 class LakeState:
     """What the manifests say: committed runs, their files and the live units."""
@@ -199,6 +210,7 @@ def build_catalog_file(wh: WarehousePaths, target: Path, state: LakeState) -> No
         con.execute("CREATE TABLE _catalog_meta (key VARCHAR, value VARCHAR)")
         con.executemany("INSERT INTO _catalog_meta VALUES (?, ?)", [
             ("root", root.as_posix()), ("commit_state", state.commit_state),
+            ("definitions", definitions_hash()),
             ("built_at", dt.datetime.now(dt.UTC).isoformat()),
             ("n_manifests", str(len(state.manifests)))])
         _static_tables(con)
@@ -271,16 +283,15 @@ def rebuild_catalog(warehouse: WarehousePaths) -> str:
     return state.commit_state
 
 
-def catalog_root(catalog: Path) -> str | None:
-    """The warehouse root recorded in a catalog file (None if unreadable)."""
+def catalog_meta(catalog: Path) -> dict[str, str]:
+    """The metadata recorded in a catalog file (empty if unreadable)."""
     try:
         con = duckdb.connect(str(catalog), read_only=True)
     except duckdb.Error:
-        return None
+        return {}
     try:
-        row = con.sql("SELECT value FROM _catalog_meta WHERE key = 'root'").fetchall()
-        return row[0][0] if row else None
+        return dict(con.sql("SELECT key, value FROM _catalog_meta").fetchall())
     except duckdb.Error:
-        return None
+        return {}
     finally:
         con.close()

@@ -57,7 +57,10 @@ def _query(wh: WarehousePaths, sql: str) -> pl.DataFrame:
 
 def materialise_stats(wh: WarehousePaths, *, probe: bool = True, force: bool = False,
                       resamples: int = 10_000) -> list[JobResult]:
+    from ingest.finetune import materialise_variant_deltas
+
     out = [materialise_comparisons(wh, force=force, resamples=resamples)]
+    out.append(materialise_variant_deltas(wh, resamples=resamples, force=force))
     if probe:
         out.append(materialise_probe(wh, force=force))
     return out

@@ -135,17 +135,25 @@ WITH f AS (
           AND z.percentile IS NOT DISTINCT FROM f.percentile
     WHERE f.value IS NOT NULL AND z.value IS NOT NULL
 )
-SELECT d.model, d.strategy, d.method, d.layer, a.ancestor AS feature_label,
-       ft.name AS feature_name, a.depth > 0 AS rollup, d.protocol_hash, d.metric,
-       d.percentile, count(*) AS n_boxes, count(DISTINCT d.image_id) AS n_images,
-       avg(d.delta) AS mean_delta, stddev_samp(d.delta) AS sd_delta,
-       avg(d.delta) / nullif(stddev_samp(d.delta), 0) AS d_z,
-       avg(d.delta) / nullif(stddev_samp(d.delta) / sqrt(count(*)), 0) AS t_stat,
+-- rollup = false: boxes of the label itself; true: the label and all its descendants
+, g AS (
+    SELECT d.*, a.ancestor AS feature_label, false AS rollup
+    FROM d JOIN _raw_ann_boxes b ON b.image_id = d.image_id AND b.box_index = d.box_index
+    JOIN _raw_ann_feature_ancestors a ON a.label = b.label AND a.depth = 0
+    UNION ALL
+    SELECT d.*, a.ancestor AS feature_label, true AS rollup
+    FROM d JOIN _raw_ann_boxes b ON b.image_id = d.image_id AND b.box_index = d.box_index
+    JOIN _raw_ann_feature_ancestors a ON a.label = b.label
+)
+SELECT g.model, g.strategy, g.method, g.layer, g.feature_label, ft.name AS feature_name,
+       g.rollup, g.protocol_hash, g.metric, g.percentile, count(*) AS n_boxes,
+       count(DISTINCT g.image_id) AS n_images, avg(g.delta) AS mean_delta,
+       stddev_samp(g.delta) AS sd_delta,
+       avg(g.delta) / nullif(stddev_samp(g.delta), 0) AS d_z,
+       avg(g.delta) / nullif(stddev_samp(g.delta) / sqrt(count(*)), 0) AS t_stat,
        any_value(c.direction) AS direction
-FROM d
-JOIN _raw_ann_boxes b ON b.image_id = d.image_id AND b.box_index = d.box_index
-JOIN _raw_ann_feature_ancestors a ON a.label = b.label
-JOIN _raw_ann_feature_types ft ON ft.label = a.ancestor
-LEFT JOIN metric_catalogue c ON c.metric = d.metric
-GROUP BY d.model, d.strategy, d.method, d.layer, a.ancestor, ft.name, a.depth > 0,
-         d.protocol_hash, d.metric, d.percentile;
+FROM g
+JOIN _raw_ann_feature_types ft ON ft.label = g.feature_label
+LEFT JOIN metric_catalogue c ON c.metric = g.metric
+GROUP BY g.model, g.strategy, g.method, g.layer, g.feature_label, ft.name, g.rollup,
+         g.protocol_hash, g.metric, g.percentile;

@@ -152,7 +152,7 @@ soft_mse = _simple("mse", "mse")
 soft_kl = _simple("kl", "kl")
 soft_emd = _simple("emd", "emd")
 
-_GRID = [duckdb.list_type(FLOAT), INTEGER, INTEGER, duckdb.list_type(duckdb.list_type(FLOAT))]
+_GRID = [duckdb.list_type(DOUBLE), INTEGER, INTEGER, duckdb.list_type(duckdb.list_type(DOUBLE))]
 UDFS: dict[str, tuple[Callable[..., pa.Array], list[Any]]] = {
     "iou_at": (iou_at, [*_GRID, DOUBLE]),
     "coverage": (coverage, _GRID),

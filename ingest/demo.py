@@ -17,7 +17,7 @@ from ingest.common import JobResult
 from ssl_wc.paths import WarehousePaths
 
 DEMO_METHODS = ("cls", "rollout", "mean", "map", "gradcam")
-TINY = {"grid": 8, "hidden_size": 64, "num_layers": 4, "num_heads": 4}
+TINY: dict[str, Any] = {"grid": 8, "hidden_size": 64, "num_layers": 4, "num_heads": 4}
 
 
 def demo_specs(wh: WarehousePaths) -> dict[str, Any]:

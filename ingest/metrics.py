@@ -138,8 +138,8 @@ def materialise_metrics(wh: WarehousePaths, *, baselines: bool = True, strict: b
     if todo:
         with Run(wh, "metrics", {"protocol": protocol.as_dict(), "force": force}) as run:
             sources: dict[str, str] = {}
-            run.write("metric_protocols", {"protocol_hash": [phash],
-                                           "protocol_json": [json.dumps(protocol.as_dict(), sort_keys=True)]},
+            pjson = json.dumps(protocol.as_dict(), sort_keys=True)
+            run.write("metric_protocols", {"protocol_hash": [phash], "protocol_json": [pjson]},
                       unit_key=phash)
             con = duckdb.connect(str(wh.catalog), read_only=True)
             try:
@@ -238,7 +238,8 @@ def materialise_baselines(wh: WarehousePaths, images: list[tuple[str, str | None
                 except OSError as exc:
                     run.log_error("baselines", image_id, exc)
             for name, amap in maps.items():
-                keys = {"model": [f"baseline:{name}"], "variant": ["frozen"],
+                keys: dict[str, list[Any]] = {
+                        "model": [f"baseline:{name}"], "variant": ["frozen"],
                         "method": ["baseline"], "layer": [0], "head": [-1],
                         "image_id": [image_id], "source_run_id": [""]}
                 mm, mi = score_rows(keys, amap[None], [boxes], protocol, phash)

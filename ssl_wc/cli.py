@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import Enum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,7 +30,7 @@ STATE = State()
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PARTIAL, EXIT_LOCKED, EXIT_CHECK = 0, 1, 2, 3, 4, 5
 
 
-class Fmt(str, Enum):
+class Fmt(StrEnum):
     table = "table"
     csv = "csv"
     json = "json"
@@ -76,7 +76,8 @@ def ingest_annotations_cmd(
     strict: Annotated[bool, typer.Option(
         help="Refuse the whole file on any error (default); --no-strict skips bad images."
     )] = True,
-    force: Annotated[bool, typer.Option(help="Re-ingest even if the inputs are unchanged.")] = False,
+    force: Annotated[bool, typer.Option(
+        help="Re-ingest even if the inputs are unchanged.")] = False,
 ) -> None:
     """Parse WikiChurches annotations (feature ontology, images, boxes, styles)."""
     from ingest.annotations import ingest_annotations
@@ -112,11 +113,14 @@ def ingest_images_cmd(
 @ingest_app.command("attention")
 def ingest_attention_cmd(
     models: Annotated[str, typer.Option(help="Comma-separated model keys (ssl-wc models list).")],
-    methods: Annotated[str, typer.Option(help="cls,rollout,mean,map,gradcam")] = "cls,rollout,mean,map",
-    layers: Annotated[str, typer.Option(help="'all' or 0-based block indices, e.g. 0,5,11")] = "all",
+    methods: Annotated[str, typer.Option(
+        help="cls,rollout,mean,map,gradcam")] = "cls,rollout,mean,map",
+    layers: Annotated[str, typer.Option(
+        help="'all' or 0-based block indices, e.g. 0,5,11")] = "all",
     heads: Annotated[str, typer.Option(help="'all', 'none' (fused only) or head indices")] = "all",
     fuse: Annotated[str, typer.Option(help="Head fusions stored: mean,max,min")] = "mean",
-    images: Annotated[str | None, typer.Option(help="Only these image ids (comma-separated).")] = None,
+    images: Annotated[str | None, typer.Option(
+        help="Only these image ids (comma-separated).")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
     dtype: Annotated[str, typer.Option(help="auto|float32|bfloat16|float16")] = "auto",
     batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 8,
@@ -278,7 +282,8 @@ def finetune_cmd(
 
 @models_app.command("list")
 def models_list_cmd(
-    model_config: Annotated[Path | None, typer.Option(help="Also list models from this file.")] = None,
+    model_config: Annotated[Path | None, typer.Option(
+        help="Also list models from this file.")] = None,
     fmt: Annotated[Fmt, typer.Option("--format", "-f")] = Fmt.table,
 ) -> None:
     """The registry: key, hub id, revision, architecture, token layout, preprocessing."""
@@ -315,7 +320,8 @@ def leaderboard_cmd(
 @app.command("demo")
 def demo_cmd(
     models: Annotated[bool, typer.Option(help="Also run the tiny random-weight models.")] = True,
-    finetune: Annotated[bool, typer.Option(help="Also fine-tune a tiny model (3 strategies).")] = True,
+    finetune: Annotated[bool, typer.Option(
+        help="Also fine-tune a tiny model (3 strategies).")] = True,
 ) -> None:
     """Build the demo warehouse from the built-in SYNTHETIC data (no server)."""
     from ingest.demo import build_demo
@@ -370,7 +376,6 @@ def runs_cmd(
 ) -> None:
     """Ingest history: every run with its status, duration and row counts."""
     from ssl_wc import query
-
     from ssl_wc.sqlfiles import named_query
 
     df = query(named_query("runs_recent"), {"limit": limit}, warehouse=str(STATE.warehouse.root))

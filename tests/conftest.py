@@ -118,7 +118,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         tally.write_text("")
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     """Print the fault-injection tallies (kills, reruns, reader queries, errors)."""
     tally = ROOT / ".pytest_cache" / "fault_tallies.txt"
     if tally.exists() and tally.read_text().strip():

@@ -26,7 +26,7 @@ def _job(specs, **kw):
 
 
 def test_maps_have_the_documented_shape(scored_wh, tiny_models):
-    specs, _ = tiny_models
+    _specs, _ = tiny_models
     rows = _q(scored_wh, "SELECT model, method, count(DISTINCT layer), min(layer), max(layer), "
                          "min(head), max(head), any_value(grid_h), any_value(grid_w), "
                          "count(*) FROM attention_maps GROUP BY ALL ORDER BY ALL")

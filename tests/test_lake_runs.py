@@ -111,8 +111,7 @@ def test_check_finds_truncated_and_corrupt_files(tmp_path):
 
 def test_lock_is_exclusive_and_released(tmp_path):
     path = tmp_path / "x.lock"
-    with FileLock(path, blocking=False, label="first"):
-        with pytest.raises(LockHeld, match="first"):
-            FileLock(path, blocking=False).acquire()
+    with FileLock(path, blocking=False, label="first"), pytest.raises(LockHeld, match="first"):
+        FileLock(path, blocking=False).acquire()
     with FileLock(path, blocking=False):
         pass

@@ -98,7 +98,7 @@ def test_comparisons_family_and_p_values(scored_wh):
                          "model_comparisons WHERE metric = 'iou' AND percentile = 90 AND "
                          "layer_rule = 'best_layer'")
     assert len(rows) == 15 and all(r[0] == 15 for r in rows)  # 6 models -> 15 pairs
-    for size, p, holm, bonf, bh, family in rows:
+    for _size, p, holm, bonf, bh, family in rows:
         if p is None:
             continue
         assert 0 < p <= 1 and p <= holm <= bonf and p <= bh <= 1

@@ -239,7 +239,7 @@ class Run:
             if status == "committed":
                 status = "partial"
         self.summary.update(summary)
-        files = []
+        files: list[dict[str, Any]] = []
         try:
             for (table_name, _), pw in sorted(self._parts.items()):
                 pw.finish()

@@ -24,7 +24,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 from duckdb.func import FunctionNullHandling, PythonUDFType
-from duckdb.sqltypes import DOUBLE, FLOAT, INTEGER
+from duckdb.sqltypes import DOUBLE, INTEGER
 
 from ssl_wc.metrics.kernels import score_maps
 from ssl_wc.metrics.protocol import MetricProtocol

@@ -20,7 +20,6 @@ the ratio of process CPU time, and the peak RSS after the warm-ups of (a) and (b
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import sys
 import tempfile
@@ -34,11 +33,7 @@ import torch
 from ssl_wc.models.extract import extract_batch, forward_kwargs
 from ssl_wc.models.loading import load_model
 from ssl_wc.models.registry import build_random_model, get_spec
-
-
-def _peak_rss_mb() -> float:
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb / 1024 if sys.platform != "darwin" else kb / 2**20
+from ssl_wc.resources import peak_rss_mb
 
 
 def main() -> None:
@@ -78,9 +73,9 @@ def main() -> None:
 
     for x in batches:  # warm-ups
         bare(x)
-    rss_a = _peak_rss_mb()
+    rss_a = peak_rss_mb()
     rows = sum(full(x) for x in batches)
-    rss_b = _peak_rss_mb()
+    rss_b = peak_rss_mb()
 
     # Interleaved per batch, alternating which goes first, so that load from other processes
     # on a shared machine hits both sides alike. wall[side][r][i], cpu[side][r][i].
@@ -122,7 +117,7 @@ def main() -> None:
     print(f"ratio (b)/(a), median of {len(paired)} adjacent pairs: "
           f"{statistics.median(paired):.3f}; process CPU time: {cpu_ratio:.3f}")
     print(f"peak RSS: after (a) warm-up {rss_a:.0f} MB, after (b) warm-up {rss_b:.0f} MB, "
-          f"end {_peak_rss_mb():.0f} MB")
+          f"end {peak_rss_mb():.0f} MB")
 
 
 if __name__ == "__main__":

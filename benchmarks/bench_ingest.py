@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -29,10 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def _peak_rss_mb() -> float:
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb / 1024 if sys.platform != "darwin" else kb / 2**20
+from ssl_wc.resources import peak_rss_mb
 
 
 def main() -> None:
@@ -91,7 +87,7 @@ def main() -> None:
 
         bare()  # warm-up
         ref1 = bare()
-        rss_bare = _peak_rss_mb()
+        rss_bare = peak_rss_mb()
         job = AttentionJob(models=[spec.key], specs={spec.key: spec},
                            methods=("cls", "rollout", "mean"), batch_size=args.batch,
                            device="cpu", progress=False, force=True,
@@ -118,7 +114,7 @@ def main() -> None:
               f"{maps} maps ({maps / len(rows):.0f} per image), lake {lake_mb:.1f} MiB")
         print(f"    of which forward + extraction: {summary['seconds_model']:.2f} s")
         print(f"ratio ingest / bare forward: {ingest_s / ref:.3f}  (goal <= 1.10)")
-        print(f"peak RSS: {rss_bare:.0f} MiB after the bare passes, {_peak_rss_mb():.0f} MiB "
+        print(f"peak RSS: {rss_bare:.0f} MiB after the bare passes, {peak_rss_mb():.0f} MiB "
               f"after the ingest")
 
 

@@ -14,7 +14,6 @@ per column (counts must agree exactly, continuous metrics to rounding).
 from __future__ import annotations
 
 import argparse
-import resource
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ssl_wc.metrics.kernels import MetricProtocol, score_maps
 from ssl_wc.metrics.reference import reference_score_maps
+from ssl_wc.resources import peak_rss_mb
 
 
 def make_boxes(rng: np.random.Generator, n_images: int) -> list[np.ndarray]:
@@ -110,7 +110,7 @@ def main() -> None:
         f"{batch_cpu / args.n * 1e6:.0f} us/map CPU; {n_cols} values per map, "
         f"workers={args.workers}, chunk={args.chunk})"
     )
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     print(f"peak RSS: {peak:.0f} MiB")
 
     # reference on a random subset, same process

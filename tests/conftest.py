@@ -56,6 +56,17 @@ def cli_env(**extra: str) -> dict[str, str]:
 SSL_WC = [sys.executable, "-m", "ssl_wc.cli"]
 
 
+def query_catalog(wh, sql: str) -> list[tuple]:
+    """Rows of ``sql`` from a warehouse's catalog through plain duckdb (read-only)."""
+    import duckdb
+
+    con = duckdb.connect(str(wh.catalog), read_only=True)
+    try:
+        return con.sql(sql).fetchall()
+    finally:
+        con.close()
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory):
     """Two tiny random-weight models (a CLS+registers ViT and a MAP-pooled SigLIP) saved

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import subprocess
 
-import duckdb
 import numpy as np
 
 from ingest.attention import AttentionJob, in_shard, ingest_attention, parse_shard
-from tests.conftest import ROOT, SSL_WC, cli_env
+from tests.conftest import ROOT, SSL_WC, cli_env, query_catalog
 
-
-def _q(wh, sql):
-    con = duckdb.connect(str(wh.catalog), read_only=True)
-    try:
-        return con.sql(sql).fetchall()
-    finally:
-        con.close()
+_q = query_catalog
 
 
 def _job(specs, **kw):

@@ -108,3 +108,21 @@ def test_kill_stats(scored_wh, tmp_path):
     ref = snapshot(scored_wh.catalog, views)
     _cycle(scored_wh, tmp_path, "stats", ["stats", "--force", "--resamples", "1000"], views,
            checks, kills=5, max_delay=8.0, reference=ref)
+
+
+def test_kill_finetune(annotated_wh, tiny_models, tmp_path):
+    """Fine-tuning killed at random points: runs, epochs and splits stay whole."""
+    _, toml = tiny_models
+    args = ["finetune", "--model", "siglip-random", "--strategy", "lora", "--epochs", "2",
+            "--model-config", str(toml), "--device", "cpu", "--no-ingest", "--force"]
+    checks = [["epochs per run",
+               "SELECT coalesce(max(c), 2) FROM (SELECT count(*) c FROM finetune_epochs "
+               "GROUP BY finetune_id)", [2]],
+              ["one model row per run", "SELECT count(*) - count(DISTINCT finetune_id) FROM "
+               "finetune_runs", [0]]]
+    views = ["finetune_epochs", "finetune_splits"]
+    out = subprocess.run([*SSL_WC, "-w", str(annotated_wh.root), *args], cwd=ROOT,
+                         env=cli_env(), capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    _cycle(annotated_wh, tmp_path, "finetune", args, views, checks, kills=4, max_delay=9.0,
+           reference=snapshot(annotated_wh.catalog, views))

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import subprocess
 
-import duckdb
 import numpy as np
 import pytest
 
 from ingest.attention import AttentionJob, ingest_attention
 from ingest.metrics import materialise_metrics, score_rows
 from ssl_wc.metrics.protocol import MetricProtocol
-from tests.conftest import ROOT, SSL_WC, cli_env
+from tests.conftest import ROOT, SSL_WC, cli_env, query_catalog
 
-
-def _q(wh, sql):
-    con = duckdb.connect(str(wh.catalog), read_only=True)
-    try:
-        return con.sql(sql).fetchall()
-    finally:
-        con.close()
+_q = query_catalog
 
 
 def test_empty_target_is_null_not_zero():

@@ -26,7 +26,8 @@ def snapshot(catalog: Path, views: list[str]) -> dict[str, list[tuple]]:
         out = {}
         for v in views:
             cols = [c[0] for c in con.sql(f"DESCRIBE {v}").fetchall()
-                    if c[0] not in ("run_id", "source_run_id", "image_root", "path", "config_hash")]
+                    if c[0] not in ("run_id", "source_run_id", "image_root", "path", "config_hash",
+                                 "seconds")]
             sel = ", ".join(f'"{c}"' for c in cols)
             out[v] = sorted(map(repr, con.sql(f"SELECT {sel} FROM {v}").fetchall()))
         return out

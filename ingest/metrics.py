@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ TF_COLS = ("coverage", "pointing_t0", "pointing_t15", "topk_pointing", "relevanc
            "annotation_area", "mse", "kl", "emd")
 PCT_COLS = ("iou", "attention_area", "random_iou", "max_iou", "iou_over_max", "corloc")
 CHUNK_MAPS = 4096
+# threads for score_maps (numpy releases the GIL in the heavy passes): up to 4 cores
+SCORE_WORKERS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,7 @@ def score_rows(keys: dict[str, list[Any]], maps: np.ndarray, boxes: list[np.ndar
     box_idx = [b for i in range(n) for b in range(len(boxes[i]))]
     all_maps = np.concatenate([maps, maps[rep]]) if rep else maps
     targets = list(boxes) + [boxes[i][b:b + 1] for i, b in zip(rep, box_idx, strict=True)]
-    tf, pct = score_maps(all_maps, targets, protocol)
+    tf, pct = score_maps(all_maps, targets, protocol, workers=SCORE_WORKERS)
     src = list(range(n)) + rep
     m = len(src)
     base = {k: [v[i] for i in src] for k, v in keys.items()}

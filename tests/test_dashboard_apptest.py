@@ -450,3 +450,29 @@ print("FORBIDDEN:", bad)
                          timeout=300, cwd=Path(APP).parents[1])
     assert out.returncode == 0, out.stderr[-2000:]
     assert "FORBIDDEN: []" in out.stdout, out.stdout[-2000:]
+
+
+@pytest.mark.parametrize("page", ["gallery", "image", "compare", "leaderboard", "heads",
+                                  "runs", "sql"])
+def test_corrupt_parquet_does_not_crash_a_page(page: str, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A truncated committed file is found by `ssl-wc check`; the pages keep running and
+    show a message instead of a traceback."""
+    import shutil
+
+    from ssl_wc.lake.catalog import read_manifests
+    from ssl_wc.lake.integrity import check_lake
+
+    src = build_warehouse(tmp_path / "src", FixtureSpec(seed=5, n_images=4))
+    root = tmp_path / "wh"
+    shutil.copytree(src.root, root)
+    wh = WarehousePaths.of(root)
+    for m in read_manifests(wh).manifests:
+        for f in m["files"]:
+            if f["table"] in ("metrics_map", "attention_maps", "ann_images"):
+                p = root / f["path"]
+                p.write_bytes(p.read_bytes()[: f["bytes"] // 2])
+    assert {p.kind for p in check_lake(wh)} >= {"size"}
+    monkeypatch.setenv("SSL_WC_WAREHOUSE", str(root))
+    at = run_page(f"pages/{page}.py")
+    assert not at.exception

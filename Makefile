@@ -38,7 +38,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py
-	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_extract.py
+	$(BIN)/python benchmarks/bench_ingest.py --images 139
 	$(BIN)/python benchmarks/bench_dashboard_queries.py
 
 clean-warehouse:

@@ -45,5 +45,15 @@ def live_units(wh: WarehousePaths, table: str) -> set[str]:
     return {u for (t, u) in read_manifests(wh).live if t == table}
 
 
+def live_fingerprint(wh: WarehousePaths, tables: tuple[str, ...]) -> str:
+    """Hash of which run covers each live unit of ``tables``: changes exactly when a
+    commit adds or supersedes their rows (jobs that derive from them compare it)."""
+    import hashlib
+
+    state = read_manifests(wh)
+    live = sorted(f"{t}|{u}|{r}" for (t, u), r in state.live.items() if t in tables)
+    return hashlib.sha256("\n".join(live).encode()).hexdigest()[:16]
+
+
 def dumps(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, default=str)

@@ -35,7 +35,6 @@ Public: :func:`run_finetune`, :func:`ingest_variant`, :func:`materialise_variant
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -48,7 +47,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.common import JobResult, last_manifest
+from ingest.common import JobResult, last_manifest, live_fingerprint
 from ssl_wc.finetune import STRATEGIES
 from ssl_wc.lake.catalog import read_manifests
 from ssl_wc.lake.runs import Run, code_version, config_hash
@@ -405,12 +404,6 @@ def ensure_frozen(wh: WarehousePaths, model: str, methods: Sequence[str], *,
 
 
 # --------------------------------------------------------------------------- deltas
-def _fingerprint(wh: WarehousePaths, tables: tuple[str, ...]) -> str:
-    state = read_manifests(wh)
-    live = sorted(f"{t}|{u}|{r}" for (t, u), r in state.live.items() if t in tables)
-    return hashlib.sha256("\n".join(live).encode()).hexdigest()[:16]
-
-
 def _none(v: Any) -> float | None:
     if v is None:
         return None
@@ -488,7 +481,7 @@ def paired_variant_values(wh: WarehousePaths) -> pl.DataFrame:
 def materialise_variant_deltas(wh: WarehousePaths, *, resamples: int = 10_000, seed: int = 0,
                                force: bool = False) -> JobResult:
     """Rebuild ``variant_delta_stats`` (snapshot, unit ``*``) when the metrics changed."""
-    fp = _fingerprint(wh, ("metrics_map", "metrics_iou"))
+    fp = live_fingerprint(wh, ("metrics_map", "metrics_iou"))
     prev = last_manifest(wh, "variant_deltas")
     if not force and prev is not None and prev["summary"].get("input") == fp and \
             prev["summary"].get("resamples") == resamples:

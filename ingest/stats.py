@@ -15,7 +15,6 @@ annotated images among the four study styles.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from typing import Any
@@ -25,8 +24,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.common import JobResult, last_manifest
-from ssl_wc.lake.catalog import read_manifests
+from ingest.common import JobResult, last_manifest, live_fingerprint
 from ssl_wc.lake.runs import Run
 from ssl_wc.paths import WarehousePaths
 from ssl_wc.stats.bootstrap import paired_bootstrap_ci
@@ -38,12 +36,6 @@ STUDY_STYLES = {"Q46261": "Romanesque", "Q176483": "Gothic", "Q236122": "Renaiss
                 "Q840829": "Baroque"}
 COMPARED_METRICS = ("iou", "coverage", "pointing_t0", "pointing_t15", "topk_pointing",
                     "relevance_rank_acc", "mse", "kl", "emd", "iou_over_max")
-
-
-def _fingerprint(wh: WarehousePaths, tables: tuple[str, ...]) -> str:
-    state = read_manifests(wh)
-    live = sorted(f"{t}|{u}|{r}" for (t, u), r in state.live.items() if t in tables)
-    return hashlib.sha256("\n".join(live).encode()).hexdigest()[:16]
 
 
 def _query(wh: WarehousePaths, sql: str) -> pl.DataFrame:
@@ -68,7 +60,7 @@ def materialise_stats(wh: WarehousePaths, *, probe: bool = True, force: bool = F
 
 def materialise_comparisons(wh: WarehousePaths, *, force: bool = False,
                             resamples: int = 10_000) -> JobResult:
-    fp = _fingerprint(wh, ("metrics_map", "metrics_iou"))
+    fp = live_fingerprint(wh, ("metrics_map", "metrics_iou"))
     prev = last_manifest(wh, "stats")
     if not force and prev is not None and prev["summary"].get("input") == fp:
         return JobResult("stats", "skipped", prev["run_id"],
@@ -172,7 +164,7 @@ def materialise_probe(wh: WarehousePaths, *, force: bool = False, seed: int = 0,
     """Linear probe on stored features of the annotated images (first listed style)."""
     from ssl_wc.stats.probe import linear_probe
 
-    fp = _fingerprint(wh, ("features", "ann_images"))
+    fp = live_fingerprint(wh, ("features", "ann_images"))
     prev = last_manifest(wh, "probe")
     if not force and prev is not None and prev["summary"].get("input") == fp:
         return JobResult("probe", "skipped", prev["run_id"],

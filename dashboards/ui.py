@@ -115,6 +115,26 @@ def select(label: str, options: Sequence[T], key: str, *, default: T | None = No
     return box
 
 
+def metric_and_percentile(
+    infos: dict[str, data.MetricInfo], *, metric_where: Any = None, pct_where: Any = None,
+    pct_format: Callable[[Any], str] = str,
+) -> tuple[str, data.MetricInfo, int | None]:
+    """The metric selectbox (URL key ``metric``) and, for percentile metrics, the
+    percentile slider (URL key ``pct``, default 90); threshold-free metrics drop ``pct``."""
+    metric = select("Metric", list(infos), "metric", default="iou", where=metric_where,
+                    format_func=lambda m: infos[m].title())
+    assert metric is not None
+    info = infos[metric]
+    pct: int | None = None
+    if info.percentiles:
+        pct = select_slider("Percentile", list(info.percentiles), "pct",
+                            default=90 if 90 in info.percentiles else info.percentiles[-1],
+                            where=pct_where, format_func=pct_format)
+    else:
+        url_drop("pct")
+    return metric, info, pct
+
+
 def radio(label: str, options: Sequence[T], key: str, *, default: T | None = None,
           format_func: Callable[[Any], str] = str, where: Any = None,
           horizontal: bool = True, help: str | None = None) -> T | None:

@@ -122,17 +122,7 @@ def _deltas(runs: pl.DataFrame) -> None:
         ui.missing("No metric summaries yet", "ssl-wc metrics")
         return
     side = st.sidebar
-    metric = ui.select("Metric", list(infos), "metric", default="iou", where=side,
-                       format_func=lambda m: infos[m].title())
-    assert metric is not None
-    info = infos[metric]
-    pct = None
-    if info.percentiles:
-        pct = ui.select_slider("Percentile", list(info.percentiles), "pct",
-                               default=90 if 90 in info.percentiles else info.percentiles[-1],
-                               where=side)
-    else:
-        ui.url_drop("pct")
+    metric, info, pct = ui.metric_and_percentile(infos, metric_where=side, pct_where=side)
     title = info.title(pct)
     deltas = data.query("dash_variant_deltas", metric=metric, percentile=pct,
                         protocol=protocol)

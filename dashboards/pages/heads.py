@@ -36,18 +36,8 @@ def render() -> None:
     if not infos:
         ui.missing("No metric summaries yet", "ssl-wc metrics")
         return
-    metric = ui.select("Metric", list(infos), "metric", default="iou", where=side,
-                       format_func=lambda m: infos[m].title())
+    metric, info, pct = ui.metric_and_percentile(infos, metric_where=side, pct_where=side)
     assert model is not None and variant is not None and method is not None
-    assert metric is not None
-    info = infos[metric]
-    pct = None
-    if info.percentiles:
-        pct = ui.select_slider("Percentile", list(info.percentiles), "pct",
-                               default=90 if 90 in info.percentiles else info.percentiles[-1],
-                               where=side)
-    else:
-        ui.url_drop("pct")
     title = info.title(pct)
     rank = data.head_ranking(model, variant, method, metric, pct, protocol,
                              info.lower_is_better)

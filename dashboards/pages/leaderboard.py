@@ -55,17 +55,9 @@ def render() -> None:
         ui.missing("No per-layer metric summaries yet", "ssl-wc metrics")
         return
     c1, c2, c3, c4 = st.columns([1.4, 1.2, 1.2, 1], vertical_alignment="bottom")
-    metric = ui.select("Metric", list(infos), "metric", default="iou", where=c1,
-                       format_func=lambda m: infos[m].title())
-    assert metric is not None
-    info = infos[metric]
-    pct: int | None = None
-    if info.percentiles:
-        pct = ui.select_slider("Percentile", list(info.percentiles), "pct",
-                               default=90 if 90 in info.percentiles else info.percentiles[-1],
-                               where=c2, format_func=lambda p: f"{p} (top {100 - p} %)")
-    else:
-        ui.url_drop("pct")
+    metric, info, pct = ui.metric_and_percentile(
+        infos, metric_where=c1, pct_where=c2, pct_format=lambda p: f"{p} (top {100 - p} %)")
+    if pct is None:
         c2.caption("threshold-free metric (no percentile)")
     rule = ui.radio("Rank by", list(RULES), "rank", where=c3, format_func=RULES.__getitem__,
                     horizontal=False) or "default"

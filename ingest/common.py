@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,11 +39,6 @@ def last_manifest(wh: WarehousePaths, kind: str, **match: Any) -> dict[str, Any]
     return None
 
 
-def live_units(wh: WarehousePaths, table: str) -> set[str]:
-    """Unit keys of ``table`` that some committed run covers."""
-    return {u for (t, u) in read_manifests(wh).live if t == table}
-
-
 def live_fingerprint(wh: WarehousePaths, tables: tuple[str, ...]) -> str:
     """Hash of which run covers each live unit of ``tables``: changes exactly when a
     commit adds or supersedes their rows (jobs that derive from them compare it)."""
@@ -54,6 +48,3 @@ def live_fingerprint(wh: WarehousePaths, tables: tuple[str, ...]) -> str:
     live = sorted(f"{t}|{u}|{r}" for (t, u), r in state.live.items() if t in tables)
     return hashlib.sha256("\n".join(live).encode()).hexdigest()[:16]
 
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)

@@ -10,7 +10,6 @@ Everything is incremental, so running it again is quick.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from ingest.common import JobResult
@@ -75,6 +74,3 @@ def build_demo(wh: WarehousePaths, *, echo: Callable[[str], None] = print,
     step(materialise_stats(wh))
     return results
 
-
-def demo_data_dir(wh: WarehousePaths) -> Path:
-    return wh.root / "demo_data"

@@ -7,9 +7,11 @@ or corrupt images are reported (``ingest_errors``) and make the run partial; wit
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from ingest.common import JobResult, last_manifest
 from ssl_wc.data import imagefiles
@@ -37,15 +39,11 @@ def ingest_images(warehouse: WarehousePaths, folder: Path, *, strict: bool = Fal
     table, errors = scan.table, scan.errors
     fingerprint = sorted(zip(table.column("image_id").to_pylist(),
                              table.column("sha256").to_pylist(), strict=True))
-    import hashlib
-
     digest = hashlib.sha256(repr((fingerprint, [str(e) for e in errors])).encode()).hexdigest()
     prev = last_manifest(warehouse, "images", folder=folder.as_posix())
     if not force and prev is not None and prev["summary"].get("scan_hash") == digest[:16]:
         return JobResult("images", "skipped", prev["run_id"], skipped=table.num_rows,
                          message="folder unchanged since run " + prev["run_id"])
-    import pyarrow as pa
-
     table = table.append_column("image_root", pa.array([folder.as_posix()] * table.num_rows))
     ann = annotated_ids(warehouse)
     have = set(table.column("image_id").to_pylist())

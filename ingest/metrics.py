@@ -10,7 +10,6 @@ head -1).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -162,7 +161,7 @@ def materialise_metrics(wh: WarehousePaths, *, baselines: bool = True, strict: b
         results.append(materialise_baselines(wh, images, targets, protocol, force=force,
                                              trials=random_trials))
     if any(r.status in ("committed", "partial") for r in results) or force or \
-            not _has_summaries(wh, phash):
+            not _has_summaries(wh):
         results.append(materialise_summaries(wh))
     return results
 
@@ -286,7 +285,7 @@ def _random_rows(image_id: str, boxes: np.ndarray, protocol: MetricProtocol,
     return mm, pa.table(cols)
 
 
-def _has_summaries(wh: WarehousePaths, phash: str) -> bool:
+def _has_summaries(wh: WarehousePaths) -> bool:
     return any(t == "metric_summaries" for (t, _u) in read_manifests(wh).live)
 
 
@@ -325,6 +324,3 @@ def materialise_summaries(wh: WarehousePaths, *, resamples: int = 10_000,
     return JobResult("summaries", run.status, run.run_id, new=groups.height,
                      message=f"{groups.height} summaries")
 
-
-def stable_seed(text: str) -> int:
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little")

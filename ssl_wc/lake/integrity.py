@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow.parquet as pq
 
@@ -122,6 +121,3 @@ def garbage_collect(warehouse: WarehousePaths, *, dry_run: bool = False,
             folder.rmdir()
     return removed
 
-
-def corrupt_paths(problems: list[Problem]) -> set[Path]:
-    return {Path(p.path) for p in problems if p.kind in {"unreadable", "size", "checksum"}}

@@ -110,7 +110,8 @@ def to_distribution(cells: np.ndarray) -> np.ndarray:
         return np.where(mass > 0, flat / np.where(mass > 0, mass, 1.0), uniform)
 
 
-def _solve(pos: np.ndarray, neg: np.ndarray, cost: np.ndarray) -> float:
+def solve_transport(pos: np.ndarray, neg: np.ndarray, cost: np.ndarray) -> float:
+    """Exact optimal cost of moving ``pos`` onto ``neg`` (equal totals; C-contiguous)."""
     solver = _fast_solver()
     if solver is not None:
         out = solver(pos, neg, cost, _MAX_ITER, 1)
@@ -131,7 +132,7 @@ def wasserstein1(p: np.ndarray, q: np.ndarray, cost: np.ndarray) -> float:
     neg = -d[neg_idx]
     neg *= pos.sum() / neg.sum()  # equal totals up to rounding; make them exact
     sub = np.ascontiguousarray(cost[np.ix_(pos_idx, neg_idx)])
-    return _solve(np.ascontiguousarray(pos), np.ascontiguousarray(neg), sub)
+    return solve_transport(np.ascontiguousarray(pos), np.ascontiguousarray(neg), sub)
 
 
 def emd_histograms(p: np.ndarray, q: np.ndarray, grid: int) -> np.ndarray:

@@ -25,17 +25,21 @@ How it is fast and still exact:
 - Ranks use the upsampled values U before min-max normalisation; the normalisation is
   increasing, so the order is the same, and ranking U avoids ties that rounding in the
   division would create. ``reference.py`` ranks the same values.
-- Exact top-k counts come from a radix histogram: the float64 bits of U - min + c
-  (c > 0, all values positive, so the bits are ordered like the values) are bucketed
-  by exponent and 8 mantissa bits. The bucket holding the k-th value is found from
-  cumulative counts, G's pixels above it from a second histogram of G alone; when G
-  pixels and other pixels share the boundary bucket, that bucket's members are
-  sorted by (value desc, index asc) and counted exactly.
+- The upsampling (with min, max, argmax) and the exact top-k counting run in compiled
+  loops (``compiled.py``, numba, GIL released): the upsampled values are bit-identical
+  to ``heatmap.resize``. Exact top-k counts come from a radix histogram: the float64
+  bits of U - min + c (c > 0, all values positive, so the bits are ordered like the
+  values) are bucketed by exponent and 8 mantissa bits. The bucket holding the k-th
+  value is found from cumulative counts, G's pixels above it from a histogram of G
+  alone; when G pixels and other pixels share the boundary bucket, that bucket's
+  members are sorted by (value desc, index asc) and counted exactly.
 - Sums over pixels (coverage, MSE) are evaluated on the patch grid through the
   interpolation matrices (``targets.GridOps``), per pixel for maps already at the
   evaluation size; KL needs one log per pixel; EMD reads only the 16 x 16 pixels its
-  8x8 resize samples. Everything a target needs is prepared once per target
-  (``targets.py``); maps are processed grouped by target, in chunks.
+  8x8 resize samples, and the reduced transport problems (positive vs negative part
+  of p - q) of a whole chunk are built in one compiled pass before POT solves each.
+  Everything a target needs is prepared once per target (``targets.py``); maps are
+  processed grouped by target, in chunks.
 """
 
 from __future__ import annotations
@@ -48,8 +52,8 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ssl_wc.metrics.emd import grid_cost, resample_sampled, to_distribution, wasserstein1
-from ssl_wc.metrics.heatmap import axis_weights, resize
+from ssl_wc.metrics.emd import grid_cost, resample_sampled, solve_transport, to_distribution
+from ssl_wc.metrics.heatmap import axis_weights
 from ssl_wc.metrics.masks import as_boxes
 from ssl_wc.metrics.protocol import (
     COVERAGE_MIN_MASS,
@@ -84,13 +88,6 @@ PER_PERCENTILE_COLUMNS: tuple[str, ...] = (
 
 _TOPK_TF = ("topk_pointing", "relevance_rank_acc", "annotation_area")
 _MAX_ABS = 1e150
-_MANTISSA_BITS = 8
-_SHIFT = 52 - _MANTISSA_BITS
-# U - min + c lies in [c, (max - min) + c] with c = 1e-8 * (max - min + 1e-8), a ratio
-# below 2**27, so keys span fewer than 28 exponents of 2**8 buckets each.
-_BUCKETS = 28 << _MANTISSA_BITS
-_BLOCK = 64
-_BLOCKS = _BUCKETS // _BLOCK
 
 
 def threshold_free_columns(
@@ -118,110 +115,7 @@ class _Workspace:
 
     @classmethod
     def make(cls, chunk: int, n: int) -> _Workspace:
-        return cls(np.empty((chunk, n)), np.empty((chunk, n)), np.empty((chunk, n), np.int64))
-
-
-def _block_cumulative(hist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split (c, NB) bucket counts into blocks; cumulative counts over blocks from the top.
-
-    Returns the (c, blocks, block) view and ``at_least[r, t]`` = pixels of row r in
-    blocks ``>= blocks - 1 - t``.
-    """
-    fine = hist.reshape(hist.shape[0], _BLOCKS, _BLOCK)
-    return fine, np.cumsum(fine.sum(axis=2)[:, ::-1], axis=1)
-
-
-def _locate(
-    hist: np.ndarray, ks: np.ndarray, n: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Bucket of the k-th largest value for every (row, k).
-
-    Returns (block, block_rank, position in block, pixels above the bucket, pixels in
-    the bucket), block_rank = blocks - 1 - block.
-    """
-    c = hist.shape[0]
-    rows = np.arange(c)
-    r_ = rows[:, None]
-    fine, at_least = _block_cumulative(hist)
-    off = (rows * (n + 1))[:, None]
-    found = np.searchsorted((at_least + off).ravel(), (ks + off).ravel())
-    rank = found.reshape(ks.shape) - r_ * _BLOCKS
-    block = _BLOCKS - 1 - rank
-    above = np.where(rank > 0, at_least[r_, np.maximum(rank - 1, 0)], 0)
-    cells = fine[r_, block]  # (c, m, BLOCK) counts, ascending buckets
-    cum = np.cumsum(cells[..., ::-1], axis=-1)  # [..., s]: pixels in the top s+1 buckets
-    s = (above[..., None] + cum < ks[..., None]).sum(axis=-1)
-    above = above + np.where(
-        s > 0, np.take_along_axis(cum, np.maximum(s - 1, 0)[..., None], -1)[..., 0], 0
-    )
-    pos = _BLOCK - 1 - s
-    in_bucket = np.take_along_axis(cells, pos[..., None], -1)[..., 0]
-    return block, rank, pos, above, in_bucket
-
-
-def _count_at(
-    hist: np.ndarray, block: np.ndarray, rank: np.ndarray, pos: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Counts of ``hist`` above, and inside, the buckets given by (block, pos)."""
-    r_ = np.arange(hist.shape[0])[:, None]
-    fine, at_least = _block_cumulative(hist)
-    above = np.where(rank > 0, at_least[r_, np.maximum(rank - 1, 0)], 0)
-    cells = fine[r_, block]
-    above = above + (cells * (np.arange(_BLOCK) > pos[..., None])).sum(axis=-1)
-    return above, np.take_along_axis(cells, pos[..., None], -1)[..., 0]
-
-
-def _topk_intersections(
-    u: np.ndarray,
-    d: np.ndarray,
-    keys: np.ndarray,
-    dmax: np.ndarray,
-    cmin: np.ndarray,
-    targets: Sequence[Target],
-    ks: np.ndarray,
-) -> np.ndarray:
-    """|top_k(u[r]) AND G_r| for every row r and every k in ks[r] (c, m).
-
-    ``d`` holds u - min + c (positive, ordered like u), ``dmax``/``cmin`` its largest and
-    smallest value per row. Top-k order: value descending, then flat index ascending.
-    """
-    c, n = u.shape
-    rows = np.arange(c)
-    np.right_shift(d.view(np.int64), _SHIFT, out=keys)
-    top = np.right_shift(dmax.view(np.int64), _SHIFT)
-    base = top - (_BUCKETS - 1)
-    if ((cmin.view(np.int64) >> _SHIFT) < base).any():  # pragma: no cover - see _BUCKETS
-        raise AssertionError("value range exceeds the bucket range")
-    np.subtract(keys, (base - rows * _BUCKETS)[:, None], out=keys)  # global bucket ids
-    hist = np.bincount(keys.ravel(), minlength=c * _BUCKETS).reshape(c, _BUCKETS)
-    block, rank, pos, above, in_bucket = _locate(hist, ks, n)
-    take = ks - above  # how many of the boundary bucket's pixels are selected
-
-    areas = np.array([tg.area for tg in targets], dtype=np.int64)
-    if areas.sum() == 0:
-        return np.zeros(ks.shape, dtype=np.int64)
-    g_rows = np.repeat(rows, areas)
-    g_idx = np.concatenate([tg.idx for tg in targets])
-    g_flat = g_rows * n + g_idx
-    g_hist = np.bincount(keys.ravel()[g_flat], minlength=c * _BUCKETS).reshape(c, _BUCKETS)
-    g_above, g_in = _count_at(g_hist, block, rank, pos)
-    inter = g_above + np.where(take >= in_bucket, g_in, np.where(g_in >= in_bucket, take, 0))
-
-    # Boundary buckets shared by G and other pixels: order their members exactly.
-    need_r, need_j = np.nonzero((g_in > 0) & (take < in_bucket) & (g_in < in_bucket))
-    if need_r.size:
-        need_bucket = (block * _BLOCK + pos)[need_r, need_j] + need_r * _BUCKETS
-        wanted = np.zeros(c * _BUCKETS, dtype=bool)
-        wanted[need_bucket] = True
-        flat = np.flatnonzero(np.take(wanted, keys, mode="clip"))
-        m_key = keys.ravel()[flat]
-        order = np.lexsort((flat, -u.ravel()[flat], m_key))  # bucket, value desc, index asc
-        flat, m_key = flat[order], m_key[order]
-        at = np.minimum(np.searchsorted(g_flat, flat), g_flat.size - 1)  # g_flat is sorted
-        g_cum = np.concatenate([[0], np.cumsum(g_flat[at] == flat)])
-        start = np.searchsorted(m_key, need_bucket)
-        inter[need_r, need_j] += g_cum[start + take[need_r, need_j]] - g_cum[start]
-    return inter
+        return cls(np.empty((chunk, n)), np.empty((chunk, n)), np.empty((chunk, n), np.int16))
 
 
 @dataclass
@@ -290,12 +184,17 @@ def _score_chunk(
     ws: _Workspace,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Score c maps (c, gh, gw) against their prepared targets."""
+    from ssl_wc.metrics import compiled  # numba: imported on first scoring, not at import
+
     c = maps.shape[0]
     H, W = ops.size
     n = H * W
     u, d = ws.u[:c], ws.d[:c]
-    resize(maps, (H, W), out=u.reshape(c, H, W), tmp=d.reshape(c, H, W))
-    lo, hi = u.min(axis=1), u.max(axis=1)
+    lo, hi, arg = np.empty(c), np.empty(c), np.empty(c, np.int64)
+    ay, ax = axis_weights(maps.shape[1], H), axis_weights(maps.shape[2], W)
+    compiled.upsample_extrema(
+        maps, ay.i0, ay.i1, ay.w0, ay.w1, ax.i0, ax.i1, ax.w0, ax.w1, u, lo, hi, arg
+    )
     span = hi - lo
     den = span + NORM_EPS
     empty = np.array([tg.empty for tg in targets])
@@ -311,7 +210,6 @@ def _score_chunk(
         tf["coverage"] = np.where(empty, np.nan, cov)
 
     if "pointing" in families:
-        arg = u.argmax(axis=1)
         for j, col in enumerate(protocol.pointing_columns()):
             hits = nan.copy()
             for r in live:
@@ -323,13 +221,12 @@ def _score_chunk(
         mse = np.maximum(sums.aa - 2.0 * sums.as_ + s_sq, 0.0) / n
         tf["mse"] = np.where(empty, np.nan, mse)
 
-    if "topk" in families or "kl" in families:
-        cmin = KL_EPS * den
+    cmin = KL_EPS * den
+    if "topk" in families:  # also fills d = (U - min) + cmin = (A + 1e-8) * den
+        _topk_metrics(u, d, lo, hi, cmin, targets, protocol, ws, tf, pp)
+    elif "kl" in families:
         np.subtract(u, lo[:, None], out=d)
-        np.add(d, cmin[:, None], out=d)  # = (A + 1e-8) * den, positive, ordered like U
-
-    if "topk" in families:
-        _topk_metrics(u, d, span + cmin, cmin, targets, protocol, ws, tf, pp)
+        np.add(d, cmin[:, None], out=d)
 
     if "kl" in families:
         np.log(d, out=d)
@@ -348,7 +245,8 @@ def _score_chunk(
 def _topk_metrics(
     u: np.ndarray,
     d: np.ndarray,
-    dmax: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
     cmin: np.ndarray,
     targets: Sequence[Target],
     protocol: MetricProtocol,
@@ -364,7 +262,14 @@ def _topk_metrics(
     ks[:, : k_p.size] = k_p
     ks[:, -2] = k_top
     ks[:, -1] = np.maximum(areas, 1)
-    inter = _topk_intersections(u, d, ws.keys[:c], dmax, cmin, targets, ks).astype(np.float64)
+    from ssl_wc.metrics import compiled
+
+    g_off = np.zeros(c + 1, dtype=np.int64)
+    np.cumsum(areas, out=g_off[1:])
+    g_idx = np.concatenate([tg.idx for tg in targets]).astype(np.int64, copy=False)
+    inter_n = np.empty(ks.shape, dtype=np.int64)
+    compiled.topk_intersections(u, d, ws.keys[:c], lo, hi, cmin, ks, g_idx, g_off, inter_n)
+    inter = inter_n.astype(np.float64)
     empty = areas == 0
     g_area = np.where(empty, np.nan, areas.astype(np.float64))
     tf["topk_pointing"] = np.where(empty, np.nan, inter[:, -2] / k_top)
@@ -401,10 +306,24 @@ def _emd_column(
     sampled = u.reshape(c, H, W)[:, rows][:, :, cols]
     sampled = np.maximum((sampled - lo[:, None, None]) / den[:, None, None], 0.0)
     hists = to_distribution(resample_sampled(sampled, rows, cols, grid, (H, W)))
+    from ssl_wc.metrics import compiled
+
     cost = grid_cost(grid)
+    cells = grid * grid
+    q = np.zeros((c, cells))
+    for r in live:
+        q[r] = targets[r].s_hist
+    pos, neg = np.empty((c, cells)), np.empty((c, cells))
+    sub = np.empty((c, cells * cells))
+    sizes = np.empty((c, 2), np.int64)
+    compiled.transport_problems(np.ascontiguousarray(hists), q, cost, pos, neg, sub, sizes)
     out = np.full(c, np.nan)
     for r in live:
-        out[r] = wasserstein1(hists[r], targets[r].s_hist, cost)
+        a, b = sizes[r]
+        if a == 0 or b == 0:
+            out[r] = 0.0
+        else:
+            out[r] = solve_transport(pos[r, :a], neg[r, :b], sub[r, : a * b].reshape(a, b))
     return out
 
 

@@ -23,15 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
+import polars as pl
 import pyarrow as pa
 
 from ingest.common import JobResult
 from ssl_wc.lake.catalog import read_manifests
 from ssl_wc.lake.runs import Run, code_version, config_hash
 from ssl_wc.paths import WarehousePaths
-from ssl_wc.warehouse import ensure_catalog
+from ssl_wc.warehouse import read_named
 
 ALL_METHODS = ("cls", "rollout", "mean", "map", "gradcam")
 
@@ -112,14 +112,8 @@ def methods_for(spec: Any, methods: Sequence[str]) -> list[str]:
 
 
 def _image_rows(wh: WarehousePaths) -> list[tuple[str, Path]]:
-    ensure_catalog(wh)
-    con = duckdb.connect(str(wh.catalog), read_only=True)
-    try:
-        rows = con.sql("SELECT image_id, path, image_root FROM images WHERE has_file "
-                       "ORDER BY image_id").fetchall()
-    finally:
-        con.close()
-    return [(i, Path(root) / p) for i, p, root in rows]
+    rows = read_named(wh, "job_image_files").filter(pl.col("has_file")).rows()
+    return [(i, Path(root) / p) for i, p, root, _ in rows]
 
 
 def _live_hashes(wh: WarehousePaths) -> dict[str, str]:

@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -52,7 +51,7 @@ from ssl_wc.finetune import STRATEGIES
 from ssl_wc.lake.catalog import read_manifests
 from ssl_wc.lake.runs import Run, code_version, config_hash
 from ssl_wc.paths import WarehousePaths
-from ssl_wc.warehouse import ensure_catalog
+from ssl_wc.warehouse import read_named
 
 VARIANT_METHODS = ("cls", "rollout", "mean")
 FROZEN = "frozen"
@@ -72,17 +71,6 @@ class FinetuneResult(JobResult):
 
 
 # --------------------------------------------------------------------------- helpers
-def _catalog_rows(wh: WarehousePaths, sql: str,
-                  params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
-    ensure_catalog(wh)
-    con = duckdb.connect(str(wh.catalog), read_only=True)
-    try:
-        rel = con.sql(sql, params=dict(params)) if params else con.sql(sql)
-        return rel.fetchall()
-    finally:
-        con.close()
-
-
 def resolve_model_spec(wh: WarehousePaths, key: str, specs: Mapping[str, Any] | None = None,
                        model_config: Path | None = None) -> Any:
     """The spec of ``key``: ``specs`` overrides, the registry, a user model file, or, for
@@ -137,7 +125,7 @@ def default_inputs(wh: WarehousePaths, images: Path | None,
 
 def annotated_images(wh: WarehousePaths) -> list[tuple[str, str | None]]:
     """(image_id, church_qid) of the annotated benchmark images in the warehouse."""
-    rows = _catalog_rows(wh, "SELECT image_id, church_qid FROM _raw_ann_images")
+    rows = read_named(wh, "job_annotated_images").rows()
     return [(str(i), c) for i, c in rows]
 
 
@@ -300,9 +288,7 @@ def _train_and_commit(wh: WarehousePaths, spec: Any, split: Any, cfg: Any, finet
 # --------------------------------------------------------------------------- variants
 def finetuned_model_row(wh: WarehousePaths, finetune_id: str) -> dict[str, Any]:
     """The committed ``finetune_models`` row of ``finetune_id``."""
-    rows = _catalog_rows(wh, "SELECT finetune_id, model, strategy, checkpoint, split_id "
-                             "FROM _raw_finetune_models WHERE finetune_id = $f",
-                         {"f": finetune_id})
+    rows = read_named(wh, "job_finetune_model", {"finetune_id": finetune_id}).rows()
     if not rows:
         raise FinetuneInputError(f"no committed fine-tuning run {finetune_id!r}: run "
                                  "`ssl-wc finetune` first (see the finetune_runs view)")
@@ -392,9 +378,7 @@ def ensure_frozen(wh: WarehousePaths, model: str, methods: Sequence[str], *,
     from ingest.attention import AttentionJob, ingest_attention, methods_for
 
     spec = resolve_model_spec(wh, model, specs, model_config)
-    have = {r[0] for r in _catalog_rows(
-        wh, "SELECT DISTINCT method FROM _raw_attention_maps WHERE model = $m "
-            "AND variant = 'frozen'", {"m": spec.key})}
+    have = set(read_named(wh, "job_frozen_methods", {"model": spec.key})["method"].to_list())
     missing = [m for m in methods_for(spec, methods) if m not in have]
     if not missing:
         return []
@@ -468,14 +452,7 @@ def variant_delta_rows(df: pl.DataFrame, *, resamples: int = 10_000,
 
 def paired_variant_values(wh: WarehousePaths) -> pl.DataFrame:
     """Fine-tuned and frozen values paired on image (the ``variant_image_deltas`` view)."""
-    ensure_catalog(wh)
-    con = duckdb.connect(str(wh.catalog), read_only=True)
-    try:
-        return con.sql("SELECT model, strategy, method, layer, protocol_hash, metric, "
-                       "coalesce(percentile, -1) AS percentile, image_id, finetuned, frozen "
-                       "FROM variant_image_deltas").pl()
-    finally:
-        con.close()
+    return read_named(wh, "job_variant_pairs")
 
 
 def materialise_variant_deltas(wh: WarehousePaths, *, resamples: int = 10_000, seed: int = 0,

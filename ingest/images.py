@@ -10,24 +10,20 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
 from ingest.common import JobResult, last_manifest
 from ssl_wc.data import imagefiles
 from ssl_wc.lake.runs import Run
 from ssl_wc.paths import WarehousePaths
+from ssl_wc.warehouse import read_named
 
 
 def annotated_ids(warehouse: WarehousePaths) -> set[str]:
     """Image ids of the current annotation snapshot (empty if none)."""
     if not warehouse.catalog.exists():
         return set()
-    con = duckdb.connect(str(warehouse.catalog), read_only=True)
-    try:
-        return {r[0] for r in con.sql("SELECT image_id FROM _raw_ann_images").fetchall()}
-    finally:
-        con.close()
+    return set(read_named(warehouse, "job_annotated_images")["image_id"].to_list())
 
 
 def ingest_images(warehouse: WarehousePaths, folder: Path, *, strict: bool = False,

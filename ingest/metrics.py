@@ -29,7 +29,8 @@ from ssl_wc.metrics import baselines as bl
 from ssl_wc.metrics.kernels import score_maps
 from ssl_wc.metrics.protocol import MetricProtocol
 from ssl_wc.paths import WarehousePaths
-from ssl_wc.warehouse import ensure_catalog
+from ssl_wc.sqlfiles import named_query
+from ssl_wc.warehouse import open_reader, read_named
 
 BASELINES = ("random", "center_gaussian", "saliency_prior", "sobel_edges")
 TF_COLS = ("coverage", "pointing_t0", "pointing_t15", "topk_pointing", "relevance_rank_acc",
@@ -48,12 +49,11 @@ class Target:
 
 def load_targets(con: duckdb.DuckDBPyConnection) -> dict[str, np.ndarray]:
     """Clamped boxes per annotated image, in box_index order."""
-    rows = con.sql("SELECT image_id, box_index, left_c, top_c, width_c, height_c "
-                   "FROM _raw_ann_boxes ORDER BY image_id, box_index").fetchall()
+    rows = con.sql(named_query("job_annotation_boxes")).fetchall()
     out: dict[str, list[list[float]]] = defaultdict(list)
     for r in rows:
         out[r[0]].append([r[2], r[3], r[4], r[5]])
-    ids = [r[0] for r in con.sql("SELECT image_id FROM _raw_ann_images").fetchall()]
+    ids = [r[0] for r in con.sql(named_query("job_annotated_images")).fetchall()]
     return {i: np.asarray(out.get(i, []), dtype=np.float64).reshape(-1, 4) for i in ids}
 
 
@@ -114,14 +114,12 @@ def materialise_metrics(wh: WarehousePaths, *, baselines: bool = True, strict: b
     """Compute what is missing; then refresh the summaries. Returns one result per part."""
     protocol = protocol or MetricProtocol()
     phash = protocol.hash()
-    ensure_catalog(wh)
     results: list[JobResult] = []
-    con = duckdb.connect(str(wh.catalog), read_only=True)
+    con = open_reader(wh, udfs=False)
     try:
         targets = load_targets(con)
         scored = {} if force else _scored_sources(wh)
-        units = con.sql("SELECT DISTINCT model, variant, method, image_id, run_id "
-                        "FROM _raw_attention_maps").fetchall()
+        units = con.sql(named_query("job_attention_units")).fetchall()
         todo: dict[tuple[str, str, str], list[tuple[str, str]]] = defaultdict(list)
         skipped = 0
         for model, variant, method, image_id, rid in units:
@@ -132,7 +130,7 @@ def materialise_metrics(wh: WarehousePaths, *, baselines: bool = True, strict: b
                 skipped += 1
                 continue
             todo[(model, variant, method)].append((image_id, rid))
-        images = con.sql("SELECT image_id, path, image_root FROM images").fetchall()
+        images = [r[:3] for r in con.sql(named_query("job_image_files")).fetchall()]
     finally:
         con.close()
     t0 = time.monotonic()
@@ -143,7 +141,7 @@ def materialise_metrics(wh: WarehousePaths, *, baselines: bool = True, strict: b
             pjson = json.dumps(protocol.as_dict(), sort_keys=True)
             run.write("metric_protocols", {"protocol_hash": [phash], "protocol_json": [pjson]},
                       unit_key=phash)
-            con = duckdb.connect(str(wh.catalog), read_only=True)
+            con = open_reader(wh, udfs=False)
             try:
                 for (model, variant, method), items in sorted(todo.items()):
                     new += _score_source(con, run, model, variant, method, items, targets,
@@ -174,12 +172,9 @@ def _score_source(con: duckdb.DuckDBPyConnection, run: Run, model: str, variant:
     ids = [i for i, _ in items]
     for start in range(0, len(ids), 64):
         chunk = ids[start:start + 64]
-        rel = con.sql("SELECT model, variant, method, layer, head, image_id, grid_h, grid_w, "
-                      "\"values\", run_id FROM _raw_attention_maps "
-                      "WHERE model = $m AND variant = $v AND method = $me "
-                      "AND list_contains($ids, image_id) ORDER BY image_id, layer, head",
-                      params={"m": model, "v": variant, "me": method, "ids": chunk})
-        df = rel.pl()
+        df = con.sql(named_query("job_attention_maps"),
+                     params={"model": model, "variant": variant, "method": method,
+                             "ids": chunk}).pl()
         if df.height == 0:
             continue
         for (gh, gw), grp in df.group_by(["grid_h", "grid_w"]):
@@ -298,15 +293,7 @@ def materialise_summaries(wh: WarehousePaths, *, resamples: int = 10_000,
     """
     from ssl_wc.stats.bootstrap import bootstrap_mean_ci_groups
 
-    ensure_catalog(wh)
-    con = duckdb.connect(str(wh.catalog), read_only=True)
-    try:
-        df = con.sql("SELECT model, variant, method, layer, head, protocol_hash, metric, "
-                     "percentile, image_id, value FROM metric_long "
-                     "WHERE target = 'image' AND head < 0 AND value IS NOT NULL "
-                     "ORDER BY ALL").pl()
-    finally:
-        con.close()
+    df = read_named(wh, "job_summary_values")
     keys = ["model", "variant", "method", "layer", "head", "protocol_hash", "metric",
             "percentile"]
     groups = df.group_by(keys, maintain_order=True).agg(vals=df.columns[-1])

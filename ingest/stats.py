@@ -19,7 +19,6 @@ import itertools
 import json
 from typing import Any
 
-import duckdb
 import numpy as np
 import polars as pl
 import pyarrow as pa
@@ -30,21 +29,12 @@ from ssl_wc.paths import WarehousePaths
 from ssl_wc.stats.bootstrap import paired_bootstrap_ci
 from ssl_wc.stats.multiple import benjamini_hochberg, bonferroni, holm
 from ssl_wc.stats.paired import paired_compare
-from ssl_wc.warehouse import ensure_catalog
+from ssl_wc.warehouse import read_named
 
 STUDY_STYLES = {"Q46261": "Romanesque", "Q176483": "Gothic", "Q236122": "Renaissance",
                 "Q840829": "Baroque"}
 COMPARED_METRICS = ("iou", "coverage", "pointing_t0", "pointing_t15", "topk_pointing",
                     "relevance_rank_acc", "mse", "kl", "emd", "iou_over_max")
-
-
-def _query(wh: WarehousePaths, sql: str) -> pl.DataFrame:
-    ensure_catalog(wh)
-    con = duckdb.connect(str(wh.catalog), read_only=True)
-    try:
-        return con.sql(sql).pl()
-    finally:
-        con.close()
 
 
 def materialise_stats(wh: WarehousePaths, *, probe: bool = True, force: bool = False,
@@ -65,14 +55,7 @@ def materialise_comparisons(wh: WarehousePaths, *, force: bool = False,
     if not force and prev is not None and prev["summary"].get("input") == fp:
         return JobResult("stats", "skipped", prev["run_id"],
                          message="metrics unchanged since run " + prev["run_id"])
-    metrics = ", ".join(f"'{m}'" for m in COMPARED_METRICS)
-    df = _query(wh, f"""
-        SELECT l.model, l.variant, l.method, l.layer, l.protocol_hash, l.metric,
-               coalesce(l.percentile, -1) AS percentile, l.image_id, l.value, c.direction
-        FROM metric_long l
-        JOIN model_defaults d ON d.model = l.model AND d.default_method = l.method
-        LEFT JOIN metric_catalogue c ON c.metric = l.metric
-        WHERE l.target = 'image' AND l.head = -1 AND l.metric IN ({metrics})""")
+    df = read_named(wh, "job_comparison_values", {"metrics": list(COMPARED_METRICS)})
     rows: list[dict[str, Any]] = []
     if df.height:
         means = df.group_by(["model", "variant", "method", "layer", "protocol_hash", "metric",
@@ -169,12 +152,7 @@ def materialise_probe(wh: WarehousePaths, *, force: bool = False, seed: int = 0,
     if not force and prev is not None and prev["summary"].get("input") == fp:
         return JobResult("probe", "skipped", prev["run_id"],
                          message="features unchanged since run " + prev["run_id"])
-    styles = ", ".join(f"'{s}'" for s in STUDY_STYLES)
-    df = _query(wh, f"""
-        SELECT f.model, f.variant, f.layer, f.kind, f.image_id, f."values", i.primary_style
-        FROM features f JOIN images i USING (image_id)
-        WHERE i.primary_style IN ({styles})
-        ORDER BY f.model, f.variant, f.kind, f.layer, f.image_id""")
+    df = read_named(wh, "job_probe_features", {"styles": list(STUDY_STYLES)})
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []
     for (model, variant, kind, layer), g in df.group_by(["model", "variant", "kind", "layer"],

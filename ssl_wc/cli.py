@@ -385,20 +385,17 @@ def runs_cmd(
 @app.command("info")
 def info_cmd() -> None:
     """What the warehouse holds."""
-    from ssl_wc import query
-    from ssl_wc.warehouse import WarehouseMissing
+    from ssl_wc.warehouse import WarehouseMissing, read_named
 
-    wh = str(STATE.warehouse.root)
+    wh = STATE.warehouse
     try:
-        meta = dict(query("SELECT key, value FROM catalog_info", warehouse=wh).rows())
+        meta = dict(read_named(wh, "dash_catalog_info").rows())
     except WarehouseMissing as exc:
         fail(str(exc))
-    typer.echo(f"warehouse: {STATE.warehouse.root}")
-    typer.echo(f"catalog:   {STATE.warehouse.catalog} (commit state {meta.get('commit_state')})")
-    df = query("SELECT * FROM warehouse_summary", warehouse=wh)
-    print_frame(df)
-    src = query("SELECT kind, file, synthetic FROM annotation_sources", warehouse=wh)
-    if src.height and any(src["synthetic"].to_list()):
+    typer.echo(f"warehouse: {wh.root}")
+    typer.echo(f"catalog:   {wh.catalog} (commit state {meta.get('commit_state')})")
+    print_frame(read_named(wh, "dash_warehouse_summary"))
+    if read_named(wh, "dash_sources")["synthetic"][0]:
         typer.secho("annotations: SYNTHETIC DEMO DATA (not WikiChurches)", fg="yellow")
 
 

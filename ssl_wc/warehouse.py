@@ -9,12 +9,18 @@ left open never blocks a scheduled ingest.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import polars as pl
 
 from ssl_wc.lake.catalog import catalog_meta, definitions_hash, rebuild_catalog
 from ssl_wc.paths import WarehousePaths
+from ssl_wc.sqlfiles import named_query
+
+Warehouse = WarehousePaths | str | os.PathLike[str] | None
 
 
 class WarehouseMissing(FileNotFoundError):
@@ -62,15 +68,29 @@ def register_functions(con: duckdb.DuckDBPyConnection) -> None:
     register_udfs(con)
 
 
-def open_reader(warehouse: str | os.PathLike[str] | Path | None = None,
-                *, udfs: bool = True) -> duckdb.DuckDBPyConnection:
-    """Read-only connection to the warehouse catalog with UDFs registered."""
-    wh = WarehousePaths.of(warehouse)
+def _paths(warehouse: Warehouse) -> WarehousePaths:
+    return warehouse if isinstance(warehouse, WarehousePaths) else WarehousePaths.of(warehouse)
+
+
+def open_reader(warehouse: Warehouse = None, *, udfs: bool = True) -> duckdb.DuckDBPyConnection:
+    """Read-only connection to the warehouse catalog (UDFs registered unless ``udfs``
+    is false: jobs read plain data and skip the import)."""
+    wh = _paths(warehouse)
     ensure_catalog(wh)
     con = duckdb.connect(str(wh.catalog), read_only=True)
     if udfs:
         register_functions(con)
     return con
+
+
+def read_named(warehouse: Warehouse, name: str,
+               params: Mapping[str, Any] | None = None) -> pl.DataFrame:
+    """Run the named query ``sql/queries/<name>.sql`` on a short-lived reader (no UDFs)."""
+    con = open_reader(warehouse, udfs=False)
+    try:
+        return con.sql(named_query(name), params=dict(params) if params else None).pl()
+    finally:
+        con.close()
 
 
 def commit_state(warehouse: str | os.PathLike[str] | Path | None = None) -> str:

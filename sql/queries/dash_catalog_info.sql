@@ -1,2 +1,2 @@
--- Dashboards: catalog metadata (root, commit state, build time).
+-- Dashboards and `ssl-wc info`: catalog metadata (root, commit state, build time).
 SELECT key, value FROM catalog_info

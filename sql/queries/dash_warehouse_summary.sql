@@ -1,2 +1,2 @@
--- Dashboards (Runs): counts of what the warehouse holds.
+-- Dashboards (Runs) and `ssl-wc info`: counts of what the warehouse holds.
 SELECT item, n FROM warehouse_summary

@@ -48,3 +48,18 @@ def live_fingerprint(wh: WarehousePaths, tables: tuple[str, ...]) -> str:
     live = sorted(f"{t}|{u}|{r}" for (t, u), r in state.live.items() if t in tables)
     return hashlib.sha256("\n".join(live).encode()).hexdigest()[:16]
 
+
+def unchanged_input(wh: WarehousePaths, kind: str, tables: tuple[str, ...], *, force: bool,
+                    what: str, **settings: Any) -> tuple[str, JobResult | None]:
+    """For a job derived from ``tables``: the input fingerprint to commit (as ``input``)
+    and, unless ``force``, the skip result when the newest committed ``kind`` run saw the
+    same input and the same ``settings`` (summary values)."""
+    fp = live_fingerprint(wh, tables)
+    prev = None if force else last_manifest(wh, kind)
+    if prev is not None:
+        summ = prev.get("summary", {})
+        if summ.get("input") == fp and all(summ.get(k) == v for k, v in settings.items()):
+            return fp, JobResult(kind, "skipped", prev["run_id"],
+                                 message=f"{what} unchanged since run {prev['run_id']}")
+    return fp, None
+

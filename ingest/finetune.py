@@ -46,7 +46,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.common import JobResult, last_manifest, live_fingerprint
+from ingest.common import JobResult, last_manifest, unchanged_input
 from ssl_wc.finetune import STRATEGIES
 from ssl_wc.lake.catalog import read_manifests
 from ssl_wc.lake.runs import Run, code_version, config_hash
@@ -458,12 +458,10 @@ def paired_variant_values(wh: WarehousePaths) -> pl.DataFrame:
 def materialise_variant_deltas(wh: WarehousePaths, *, resamples: int = 10_000, seed: int = 0,
                                force: bool = False) -> JobResult:
     """Rebuild ``variant_delta_stats`` (snapshot, unit ``*``) when the metrics changed."""
-    fp = live_fingerprint(wh, ("metrics_map", "metrics_iou"))
-    prev = last_manifest(wh, "variant_deltas")
-    if not force and prev is not None and prev["summary"].get("input") == fp and \
-            prev["summary"].get("resamples") == resamples:
-        return JobResult("variant_deltas", "skipped", prev["run_id"],
-                         message="metrics unchanged since run " + prev["run_id"])
+    fp, skip = unchanged_input(wh, "variant_deltas", ("metrics_map", "metrics_iou"),
+                               force=force, what="metrics", resamples=resamples)
+    if skip is not None:
+        return skip
     t0 = time.monotonic()
     rows = variant_delta_rows(paired_variant_values(wh), resamples=resamples, seed=seed)
     with Run(wh, "variant_deltas", {"resamples": resamples, "seed": seed}) as run:

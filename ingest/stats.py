@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.common import JobResult, last_manifest, live_fingerprint
+from ingest.common import JobResult, unchanged_input
 from ssl_wc.lake.runs import Run
 from ssl_wc.paths import WarehousePaths
 from ssl_wc.stats.bootstrap import paired_bootstrap_ci
@@ -50,11 +50,10 @@ def materialise_stats(wh: WarehousePaths, *, probe: bool = True, force: bool = F
 
 def materialise_comparisons(wh: WarehousePaths, *, force: bool = False,
                             resamples: int = 10_000) -> JobResult:
-    fp = live_fingerprint(wh, ("metrics_map", "metrics_iou"))
-    prev = last_manifest(wh, "stats")
-    if not force and prev is not None and prev["summary"].get("input") == fp:
-        return JobResult("stats", "skipped", prev["run_id"],
-                         message="metrics unchanged since run " + prev["run_id"])
+    fp, skip = unchanged_input(wh, "stats", ("metrics_map", "metrics_iou"), force=force,
+                               what="metrics")
+    if skip is not None:
+        return skip
     df = read_named(wh, "job_comparison_values", {"metrics": list(COMPARED_METRICS)})
     rows: list[dict[str, Any]] = []
     if df.height:
@@ -147,11 +146,10 @@ def materialise_probe(wh: WarehousePaths, *, force: bool = False, seed: int = 0,
     """Linear probe on stored features of the annotated images (first listed style)."""
     from ssl_wc.stats.probe import linear_probe
 
-    fp = live_fingerprint(wh, ("features", "ann_images"))
-    prev = last_manifest(wh, "probe")
-    if not force and prev is not None and prev["summary"].get("input") == fp:
-        return JobResult("probe", "skipped", prev["run_id"],
-                         message="features unchanged since run " + prev["run_id"])
+    fp, skip = unchanged_input(wh, "probe", ("features", "ann_images"), force=force,
+                               what="features")
+    if skip is not None:
+        return skip
     df = read_named(wh, "job_probe_features", {"styles": list(STUDY_STYLES)})
     rows: list[dict[str, Any]] = []
     skipped: list[str] = []

@@ -212,3 +212,30 @@ CREATE OR REPLACE VIEW head_feature_matrix AS
 SELECT model, variant, method, layer, head, feature_label, feature_name, protocol_hash,
        metric, percentile, n_boxes, mean
 FROM feature_metrics WHERE head >= 0 AND NOT rollup;
+
+-- One metric chosen by name (metric_name; pct applies to the percentile metrics iou,
+-- iou_over_max and corloc) as `value`, with layer, head, image_id and box_index, for one
+-- model, variant, method, target ('image' or 'box') and protocol. The filters sit next
+-- to the scans, so Parquet partitions and row groups are pruned; callers add layer and
+-- head filters. The dashboards' breakdown queries read metrics through it, e.g.
+-- SELECT avg(value) FROM metric_values('iou', 90, 'dinov2', 'frozen', 'cls', 'image', h)
+-- WHERE layer = 11 AND head = -1.
+CREATE OR REPLACE MACRO metric_values(metric_name, pct, model_key, variant_key, method_key,
+                                      target_kind, protocol) AS TABLE
+SELECT layer, head, image_id, box_index,
+       CASE metric_name WHEN 'iou' THEN iou WHEN 'iou_over_max' THEN iou_over_max
+                        WHEN 'corloc' THEN corloc END AS value
+FROM _raw_metrics_iou
+WHERE metric_name IN ('iou', 'iou_over_max', 'corloc') AND percentile = pct
+  AND model = model_key AND variant = variant_key AND method = method_key
+  AND target = target_kind AND protocol_hash = protocol
+UNION ALL
+SELECT layer, head, image_id, box_index,
+       CASE metric_name WHEN 'coverage' THEN coverage WHEN 'pointing_t0' THEN pointing_t0
+            WHEN 'pointing_t15' THEN pointing_t15 WHEN 'topk_pointing' THEN topk_pointing
+            WHEN 'relevance_rank_acc' THEN relevance_rank_acc WHEN 'mse' THEN mse
+            WHEN 'kl' THEN kl WHEN 'emd' THEN emd END
+FROM _raw_metrics_map
+WHERE metric_name NOT IN ('iou', 'iou_over_max', 'corloc')
+  AND model = model_key AND variant = variant_key AND method = method_key
+  AND target = target_kind AND protocol_hash = protocol;

@@ -78,6 +78,24 @@ def test_style_rule_counts_each_image_once(scored_wh):
     assert rows == [(32,)]
 
 
+@pytest.mark.parametrize(("metric", "column"), [("iou", "iou_90"), ("kl", "kl")])
+def test_metric_values_macro_picks_the_named_metric(scored_wh, metric, column):
+    proto = _q(scored_wh, "SELECT min(protocol_hash) FROM image_metrics")[0][0]
+    got = _q(scored_wh, f"""
+        SELECT image_id, value FROM metric_values('{metric}', 90, 'dinov2-random', 'frozen',
+                                                  'cls', 'image', '{proto}')
+        WHERE layer = 1 AND head = -1 ORDER BY image_id""")
+    want = _q(scored_wh, f"""
+        SELECT image_id, {column} FROM image_metrics
+        WHERE model = 'dinov2-random' AND variant = 'frozen' AND method = 'cls'
+          AND layer = 1 AND head = -1 AND protocol_hash = '{proto}' ORDER BY image_id""")
+    assert len(got) == 32 and got == want
+    n_box = _q(scored_wh, f"""
+        SELECT count(*) FROM metric_values('{metric}', 90, 'dinov2-random', 'frozen', 'cls',
+                                           'box', '{proto}') WHERE layer = 1 AND head = -1""")
+    assert n_box == _q(scored_wh, "SELECT count(*) FROM boxes")
+
+
 def test_head_ranking_counts(scored_wh):
     rows = _q(scored_wh, "SELECT sum(top1), sum(top3), max(n_images) FROM head_ranking WHERE "
                          "model = 'dinov2-random' AND method = 'cls' AND layer = 3 AND "

@@ -1,26 +1,13 @@
 -- Dashboards (Leaderboard): one metric per feature type, each box scored alone, for one
 -- model, variant, method, layer and head. Every box counts under its own label
 -- (depth 0) and under each ontology ancestor (depth > 0); the page picks own labels or
--- the roll-up. Reads the metric tables directly (feature_metrics unpivots every metric
--- of every map first).
+-- the roll-up. Reads the metric tables through metric_values (feature_metrics unpivots
+-- every metric of every map first).
 WITH v AS (
-    SELECT image_id, box_index,
-           CASE $metric WHEN 'iou' THEN iou WHEN 'iou_over_max' THEN iou_over_max
-                        WHEN 'corloc' THEN corloc END AS value
-    FROM _raw_metrics_iou
-    WHERE $metric IN ('iou', 'iou_over_max', 'corloc') AND percentile = $percentile
-      AND model = $model AND variant = $variant AND method = $method AND layer = $layer
-      AND head = $head AND target = 'box' AND protocol_hash = $protocol
-    UNION ALL
-    SELECT image_id, box_index,
-           CASE $metric WHEN 'coverage' THEN coverage WHEN 'pointing_t0' THEN pointing_t0
-                WHEN 'pointing_t15' THEN pointing_t15 WHEN 'topk_pointing' THEN topk_pointing
-                WHEN 'relevance_rank_acc' THEN relevance_rank_acc WHEN 'mse' THEN mse
-                WHEN 'kl' THEN kl WHEN 'emd' THEN emd END
-    FROM _raw_metrics_map
-    WHERE $metric NOT IN ('iou', 'iou_over_max', 'corloc')
-      AND model = $model AND variant = $variant AND method = $method AND layer = $layer
-      AND head = $head AND target = 'box' AND protocol_hash = $protocol
+    SELECT image_id, box_index, value
+    FROM metric_values($metric, $percentile, $model, $variant, $method, 'box',
+                       $protocol)
+    WHERE layer = $layer AND head = $head
 ), scored AS (
     SELECT v.image_id, v.box_index, v.value, b.label
     FROM v JOIN _raw_ann_boxes b ON b.image_id = v.image_id AND b.box_index = v.box_index

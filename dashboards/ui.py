@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
+import polars as pl
 import streamlit as st
 
 from dashboards import data, heatmap
@@ -100,15 +101,24 @@ def _seed(key: str, options: Sequence[T], default: T | None) -> None:
         st.session_state[wkey] = options[0]
 
 
-def select(label: str, options: Sequence[T], key: str, *, default: T | None = None,
-           format_func: Callable[[Any], str] = str, where: Any = None,
-           help: str | None = None) -> T | None:
-    """A selectbox whose value lives in query parameter ``key`` (None: no options)."""
+def _options(key: str, options: Sequence[T], default: T | None) -> list[T] | None:
+    """The options of a URL-backed control, its state seeded; None (and ``key`` dropped
+    from the URL) when there are none."""
     opts = list(options)
     if not opts:
         url_drop(key)
         return None
     _seed(key, opts, default)
+    return opts
+
+
+def select(label: str, options: Sequence[T], key: str, *, default: T | None = None,
+           format_func: Callable[[Any], str] = str, where: Any = None,
+           help: str | None = None) -> T | None:
+    """A selectbox whose value lives in query parameter ``key`` (None: no options)."""
+    opts = _options(key, options, default)
+    if opts is None:
+        return None
     box = (where or st).selectbox(label, opts, key=f"qp_{key}", format_func=format_func,
                                   help=help)
     url_set(key, box)
@@ -139,11 +149,9 @@ def radio(label: str, options: Sequence[T], key: str, *, default: T | None = Non
           format_func: Callable[[Any], str] = str, where: Any = None,
           horizontal: bool = True, help: str | None = None) -> T | None:
     """Radio buttons backed by query parameter ``key``."""
-    opts = list(options)
-    if not opts:
-        url_drop(key)
+    opts = _options(key, options, default)
+    if opts is None:
         return None
-    _seed(key, opts, default)
     value = (where or st).radio(label, opts, key=f"qp_{key}", format_func=format_func,
                                 horizontal=horizontal, help=help)
     url_set(key, value)
@@ -154,11 +162,9 @@ def select_slider(label: str, options: Sequence[T], key: str, *, default: T | No
                   format_func: Callable[[Any], str] = str, where: Any = None,
                   help: str | None = None) -> T | None:
     """A select slider (e.g. layers, percentiles) backed by query parameter ``key``."""
-    opts = list(options)
-    if not opts:
-        url_drop(key)
+    opts = _options(key, options, default)
+    if opts is None:
         return None
-    _seed(key, opts, default)
     if len(opts) == 1:
         (where or st).caption(f"{label}: {format_func(opts[0])} (the only one stored)")
         url_set(key, opts[0])
@@ -327,6 +333,24 @@ def synthetic_banner() -> None:
         notes.append(f"**random weights** (no pretrained checkpoint): {names}")
     if notes:
         st.warning("Not real results: " + "; ".join(notes) + ".", icon=":material/science:")
+
+
+def annotated_gallery() -> pl.DataFrame | None:
+    """The annotated images (``data.gallery()``), or None after saying how to ingest them."""
+    gal = data.gallery()
+    if gal.height == 0:
+        missing("No annotated images in the warehouse yet",
+                "ssl-wc ingest annotations building_parts.json")
+        return None
+    return gal
+
+
+def metric_protocol() -> str | None:
+    """:func:`protocol_choice`, or None after saying that ``ssl-wc metrics`` is needed."""
+    protocol = protocol_choice()
+    if protocol is None:
+        missing("No metrics in the warehouse yet", "ssl-wc metrics")
+    return protocol
 
 
 def protocol_choice() -> str | None:

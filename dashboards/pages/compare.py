@@ -39,10 +39,8 @@ def difference(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, str]:
 def render() -> None:
     ui.page("Compare", "Several models, or a fine-tuned model and its frozen backbone, on "
                        "the same image with shared controls.")
-    gal = data.gallery()
-    if gal.height == 0:
-        ui.missing("No annotated images in the warehouse yet",
-                   "ssl-wc ingest annotations building_parts.json")
+    gal = ui.annotated_gallery()
+    if gal is None:
         return
     side = st.sidebar
     image_id = ui.select("Image", gal["image_id"].to_list(), "image", where=side)

@@ -113,9 +113,8 @@ def _curves(latest: pl.DataFrame) -> None:
 # --------------------------------------------------------------------------- deltas
 def _deltas(runs: pl.DataFrame) -> None:
     st.subheader("Change of alignment: fine-tuned minus frozen")
-    protocol = ui.protocol_choice()
+    protocol = ui.metric_protocol()
     if protocol is None:
-        ui.missing("No metrics in the warehouse yet", "ssl-wc metrics")
         return
     infos = data.metric_infos(protocol)
     if not infos:

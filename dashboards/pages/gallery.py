@@ -33,10 +33,8 @@ def filter_images(df: pl.DataFrame, style: str, feature: str, name: str,
 def render() -> None:
     ui.page("Gallery", "The annotated WikiChurches images: expert boxes drawn on facades. "
                        "Filter, then open an image to see where each model looks.")
-    df = data.gallery()
-    if df.height == 0:
-        ui.missing("No annotated images in the warehouse yet",
-                   "ssl-wc ingest annotations building_parts.json")
+    df = ui.annotated_gallery()
+    if df is None:
         return
     n_files = int(df["has_file"].sum())
     if n_files == 0:

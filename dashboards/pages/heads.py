@@ -13,9 +13,8 @@ from dashboards import data, figures, ui
 def render() -> None:
     ui.page("Heads", "Single heads ranked within each image (rank 1 = the head closest to "
                      "the experts on that image), then summarised per layer.")
-    protocol = ui.protocol_choice()
+    protocol = ui.metric_protocol()
     if protocol is None:
-        ui.missing("No metrics in the warehouse yet", "ssl-wc metrics")
         return
     infos = data.metric_infos(protocol)
     srcs = data.map_sources()

@@ -41,10 +41,8 @@ def _on_chart_select() -> None:
 
 def render() -> None:
     ui.page("Image", "Where a model looks on one image, against the expert boxes.")
-    gal = data.gallery()
-    if gal.height == 0:
-        ui.missing("No annotated images in the warehouse yet",
-                   "ssl-wc ingest annotations building_parts.json")
+    gal = ui.annotated_gallery()
+    if gal is None:
         return
     side = st.sidebar
     ids = gal["image_id"].to_list()
@@ -148,9 +146,8 @@ def render() -> None:
 
 def _metrics_panel(model: str, variant: str, method: str, layer: int, head: int,
                    image_id: str, box: int, pct: int, boxes: pl.DataFrame) -> None:
-    protocol = ui.protocol_choice()
+    protocol = ui.metric_protocol()
     if protocol is None:
-        ui.missing("No metrics in the warehouse yet", "ssl-wc metrics")
         return
     ml = data.image_metric_long(model, variant, method, head, image_id, protocol)
     if ml.height == 0:

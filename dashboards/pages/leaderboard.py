@@ -46,9 +46,8 @@ def baselines_of(prog: pl.DataFrame) -> pl.DataFrame:
 def render() -> None:
     ui.page("Leaderboard", "Which model's attention lines up best with the expert boxes, "
                            "with baselines beside the models.")
-    protocol = ui.protocol_choice()
+    protocol = ui.metric_protocol()
     if protocol is None:
-        ui.missing("No metric summaries in the warehouse yet", "ssl-wc metrics")
         return
     infos = data.metric_infos(protocol)
     if not infos:

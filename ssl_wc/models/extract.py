@@ -245,22 +245,24 @@ def _find_modules(model: nn.Module, target: Any) -> list[nn.Module]:
     return found
 
 
-def attention_modules(model: nn.Module) -> list[nn.Module]:
-    """The self-attention module of each block, in depth order (block 1 first)."""
-    mods = _find_modules(model, _recorded_target(model, "attentions"))
+def _one_per_layer(model: nn.Module, output: str, what: str) -> list[nn.Module]:
+    """The modules that record ``output`` (one per block, in depth order), checked
+    against the config's layer count."""
+    mods = _find_modules(model, _recorded_target(model, output))
     n = getattr(getattr(model, "config", None), "num_hidden_layers", len(mods))
     if len(mods) != n:
-        raise ExtractionError(f"found {len(mods)} attention modules for {n} layers")
+        raise ExtractionError(f"found {len(mods)} {what} for {n} layers")
     return mods
+
+
+def attention_modules(model: nn.Module) -> list[nn.Module]:
+    """The self-attention module of each block, in depth order (block 1 first)."""
+    return _one_per_layer(model, "attentions", "attention modules")
 
 
 def block_modules(model: nn.Module) -> list[nn.Module]:
     """The transformer blocks, in depth order (block 1 first)."""
-    mods = _find_modules(model, _recorded_target(model, "hidden_states"))
-    n = getattr(getattr(model, "config", None), "num_hidden_layers", len(mods))
-    if len(mods) != n:
-        raise ExtractionError(f"found {len(mods)} blocks for {n} layers")
-    return mods
+    return _one_per_layer(model, "hidden_states", "blocks")
 
 
 def unwrap_model(model: nn.Module, architecture: str | None = None) -> nn.Module:

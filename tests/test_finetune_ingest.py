@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 from typer.testing import CliRunner
 
@@ -25,6 +24,7 @@ from ssl_wc.finetune import STRATEGIES
 from ssl_wc.metrics.protocol import MetricProtocol
 from ssl_wc.models.registry import build_random_model
 from ssl_wc.paths import WarehousePaths
+from tests.conftest import query_catalog
 
 TINY: dict[str, Any] = {"grid": 2, "hidden_size": 32, "num_layers": 2, "num_heads": 2}
 METHODS = ("cls", "mean")
@@ -33,12 +33,7 @@ LR = {"linear_probe": None, "lora": 5e-3, "full": 1e-3}
 PROTOCOL = MetricProtocol(eval_size=(48, 48), percentiles=(50, 90))  # small: fast tests
 
 
-def q(wh: WarehousePaths, sql: str) -> list[tuple[Any, ...]]:
-    con = duckdb.connect(str(wh.catalog), read_only=True)
-    try:
-        return con.sql(sql).fetchall()
-    finally:
-        con.close()
+q = query_catalog
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, SSL_WC, cli_env
+from tests.conftest import ROOT, SSL_WC, cli_env, query_catalog
 from tests.faults import Reader, Tally, kill_rerun_cycles
 from tests.test_spine_faults import snapshot
 
@@ -61,13 +61,7 @@ def _cycle(wh, tmp_path, name, args, views, checks, *, kills, max_delay, referen
 
 
 def _count(wh, view, where="true"):
-    import duckdb
-
-    con = duckdb.connect(str(wh.catalog), read_only=True)
-    try:
-        return con.sql(f"SELECT count(*) FROM {view} WHERE {where}").fetchall()[0][0]
-    finally:
-        con.close()
+    return query_catalog(wh, f"SELECT count(*) FROM {view} WHERE {where}")[0][0]
 
 
 def test_kill_attention(scored_wh, tiny_models, tmp_path):

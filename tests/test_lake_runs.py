@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import duckdb
 import pyarrow as pa
 import pytest
 
@@ -11,6 +10,7 @@ from ssl_wc.lake.integrity import check_lake, garbage_collect
 from ssl_wc.lake.locks import FileLock, LockHeld
 from ssl_wc.lake.runs import Run
 from ssl_wc.paths import WarehousePaths
+from tests.conftest import query_catalog
 
 
 def _maps(model: str, images: list[str], value: float) -> dict:
@@ -20,12 +20,7 @@ def _maps(model: str, images: list[str], value: float) -> dict:
             "grid_w": [2] * n, "config_hash": ["c"] * n, "values": [[value] * 4] * n}
 
 
-def _count(wh: WarehousePaths, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(wh.catalog), read_only=True)
-    try:
-        return con.sql(sql).fetchall()
-    finally:
-        con.close()
+_count = query_catalog
 
 
 def test_commit_makes_rows_visible_and_rerun_supersedes(tmp_path):

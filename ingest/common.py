@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ssl_wc.lake.catalog import read_manifests
+from ssl_wc.lake.catalog import LakeState, read_manifests
 from ssl_wc.paths import WarehousePaths
 
 
@@ -28,9 +28,11 @@ class JobResult:
                 f"failed {self.failed}) {self.message}").rstrip()
 
 
-def last_manifest(wh: WarehousePaths, kind: str, **match: Any) -> dict[str, Any] | None:
-    """Newest committed manifest of ``kind`` whose summary holds ``match``."""
-    for m in reversed(read_manifests(wh).manifests):
+def last_manifest(wh: WarehousePaths, kind: str, *, state: LakeState | None = None,
+                  **match: Any) -> dict[str, Any] | None:
+    """Newest committed manifest of ``kind`` whose summary holds ``match`` (from
+    ``state`` when the caller has already read the manifests)."""
+    for m in reversed((state or read_manifests(wh)).manifests):
         if m.get("kind") != kind:
             continue
         summ = m.get("summary", {})
@@ -39,12 +41,11 @@ def last_manifest(wh: WarehousePaths, kind: str, **match: Any) -> dict[str, Any]
     return None
 
 
-def live_fingerprint(wh: WarehousePaths, tables: tuple[str, ...]) -> str:
+def live_fingerprint(state: LakeState, tables: tuple[str, ...]) -> str:
     """Hash of which run covers each live unit of ``tables``: changes exactly when a
     commit adds or supersedes their rows (jobs that derive from them compare it)."""
     import hashlib
 
-    state = read_manifests(wh)
     live = sorted(f"{t}|{u}|{r}" for (t, u), r in state.live.items() if t in tables)
     return hashlib.sha256("\n".join(live).encode()).hexdigest()[:16]
 
@@ -54,8 +55,9 @@ def unchanged_input(wh: WarehousePaths, kind: str, tables: tuple[str, ...], *, f
     """For a job derived from ``tables``: the input fingerprint to commit (as ``input``)
     and, unless ``force``, the skip result when the newest committed ``kind`` run saw the
     same input and the same ``settings`` (summary values)."""
-    fp = live_fingerprint(wh, tables)
-    prev = None if force else last_manifest(wh, kind)
+    state = read_manifests(wh)
+    fp = live_fingerprint(state, tables)
+    prev = None if force else last_manifest(wh, kind, state=state)
     if prev is not None:
         summ = prev.get("summary", {})
         if summ.get("input") == fp and all(summ.get(k) == v for k, v in settings.items()):

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 
 from ingest.common import JobResult
-from ssl_wc.lake.catalog import read_manifests
+from ssl_wc.lake.catalog import LakeState, read_manifests
 from ssl_wc.lake.runs import Run
 from ssl_wc.metrics import baselines as bl
 from ssl_wc.metrics.kernels import score_maps
@@ -97,9 +97,8 @@ def _unit(model: str, variant: str, method: str, image_id: str, phash: str) -> s
     return f"{model}|{variant}|{method}|{image_id}|{phash}"
 
 
-def _scored_sources(wh: WarehousePaths) -> dict[str, str]:
+def _scored_sources(state: LakeState) -> dict[str, str]:
     """metric unit -> attention run it was computed from (from manifests)."""
-    state = read_manifests(wh)
     by_run = {m["run_id"]: m for m in state.manifests}
     out: dict[str, str] = {}
     for (tbl, unit), rid in state.live.items():
@@ -115,10 +114,13 @@ def materialise_metrics(wh: WarehousePaths, *, baselines: bool = True, strict: b
     protocol = protocol or MetricProtocol()
     phash = protocol.hash()
     results: list[JobResult] = []
+    # One read of the manifests serves the three parts: this run and the baselines run
+    # write disjoint units, and neither writes summaries.
+    state = read_manifests(wh)
     con = open_reader(wh, udfs=False)
     try:
         targets = load_targets(con)
-        scored = {} if force else _scored_sources(wh)
+        scored = {} if force else _scored_sources(state)
         units = con.sql(named_query("job_attention_units")).fetchall()
         todo: dict[tuple[str, str, str], list[tuple[str, str]]] = defaultdict(list)
         skipped = 0
@@ -156,10 +158,10 @@ def materialise_metrics(wh: WarehousePaths, *, baselines: bool = True, strict: b
         results.append(JobResult("metrics", "skipped", None, skipped=skipped,
                                  message="every committed map is already scored"))
     if baselines:
-        results.append(materialise_baselines(wh, images, targets, protocol, force=force,
+        results.append(materialise_baselines(wh, state, images, targets, protocol, force=force,
                                              trials=random_trials))
     if any(r.status in ("committed", "partial") for r in results) or force or \
-            not _has_summaries(wh):
+            not any(t == "metric_summaries" for (t, _u) in state.live):
         results.append(materialise_summaries(wh))
     return results
 
@@ -208,12 +210,13 @@ def _gray(path: Path) -> np.ndarray:
         return np.asarray(im.convert("L"), dtype=np.float64) / 255.0
 
 
-def materialise_baselines(wh: WarehousePaths, images: list[tuple[str, str | None, str | None]],
+def materialise_baselines(wh: WarehousePaths, state: LakeState,
+                          images: list[tuple[str, str | None, str | None]],
                           targets: dict[str, np.ndarray], protocol: MetricProtocol,
                           *, force: bool = False, trials: int = 100) -> JobResult:
-    """Score the four baselines per annotated image (unit baseline | image | protocol)."""
+    """Score the four baselines per annotated image (unit baseline | image | protocol)
+    that ``state`` (the manifests) does not show as scored."""
     phash = protocol.hash()
-    state = read_manifests(wh)
     done = {u for (t, u) in state.live if t == "metrics_map"}
     h, w = protocol.eval_size
     todo = [(i, p, r) for i, p, r in images if i in targets and (force or any(
@@ -278,10 +281,6 @@ def _random_rows(image_id: str, boxes: np.ndarray, protocol: MetricProtocol,
     for c in PCT_COLS:
         cols[c] = _nan_to_none(np.asarray(pct[c]).reshape(-1))
     return mm, pa.table(cols)
-
-
-def _has_summaries(wh: WarehousePaths) -> bool:
-    return any(t == "metric_summaries" for (t, _u) in read_manifests(wh).live)
 
 
 def materialise_summaries(wh: WarehousePaths, *, resamples: int = 10_000,

@@ -353,6 +353,19 @@ def metric_protocol() -> str | None:
     return protocol
 
 
+def metric_summaries() -> tuple[str, dict[str, data.MetricInfo]] | None:
+    """The protocol and its summarised metrics (``data.metric_infos``), or None after
+    saying that ``ssl-wc metrics`` is needed."""
+    protocol = metric_protocol()
+    if protocol is None:
+        return None
+    infos = data.metric_infos(protocol)
+    if not infos:
+        missing("No per-layer metric summaries yet", "ssl-wc metrics")
+        return None
+    return protocol, infos
+
+
 def protocol_choice() -> str | None:
     """The metric protocol to show (a sidebar choice only when there are several)."""
     df = data.protocols()

@@ -113,13 +113,10 @@ def _curves(latest: pl.DataFrame) -> None:
 # --------------------------------------------------------------------------- deltas
 def _deltas(runs: pl.DataFrame) -> None:
     st.subheader("Change of alignment: fine-tuned minus frozen")
-    protocol = ui.metric_protocol()
-    if protocol is None:
+    chosen = ui.metric_summaries()
+    if chosen is None:
         return
-    infos = data.metric_infos(protocol)
-    if not infos:
-        ui.missing("No metric summaries yet", "ssl-wc metrics")
-        return
+    protocol, infos = chosen
     side = st.sidebar
     metric, info, pct = ui.metric_and_percentile(infos, metric_where=side, pct_where=side)
     title = info.title(pct)

@@ -13,10 +13,10 @@ from dashboards import data, figures, ui
 def render() -> None:
     ui.page("Heads", "Single heads ranked within each image (rank 1 = the head closest to "
                      "the experts on that image), then summarised per layer.")
-    protocol = ui.metric_protocol()
-    if protocol is None:
+    chosen = ui.metric_summaries()
+    if chosen is None:
         return
-    infos = data.metric_infos(protocol)
+    protocol, infos = chosen
     srcs = data.map_sources()
     if srcs.height == 0:
         ui.missing("No attention maps in the warehouse yet",
@@ -32,9 +32,6 @@ def render() -> None:
     row = mine.filter(pl.col("variant") == variant).row(0, named=True)
     methods = list(row["methods"] or []) or [row["default_method"]]
     method = ui.select("Method", methods, "method", default=row["default_method"], where=side)
-    if not infos:
-        ui.missing("No metric summaries yet", "ssl-wc metrics")
-        return
     metric, info, pct = ui.metric_and_percentile(infos, metric_where=side, pct_where=side)
     assert model is not None and variant is not None and method is not None
     title = info.title(pct)

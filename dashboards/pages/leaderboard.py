@@ -46,13 +46,10 @@ def baselines_of(prog: pl.DataFrame) -> pl.DataFrame:
 def render() -> None:
     ui.page("Leaderboard", "Which model's attention lines up best with the expert boxes, "
                            "with baselines beside the models.")
-    protocol = ui.metric_protocol()
-    if protocol is None:
+    chosen = ui.metric_summaries()
+    if chosen is None:
         return
-    infos = data.metric_infos(protocol)
-    if not infos:
-        ui.missing("No per-layer metric summaries yet", "ssl-wc metrics")
-        return
+    protocol, infos = chosen
     c1, c2, c3, c4 = st.columns([1.4, 1.2, 1.2, 1], vertical_alignment="bottom")
     metric, info, pct = ui.metric_and_percentile(
         infos, metric_where=c1, pct_where=c2, pct_format=lambda p: f"{p} (top {100 - p} %)")

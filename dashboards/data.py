@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -34,7 +33,12 @@ for _backend in ("PYTORCH", "JAX", "TENSORFLOW", "CUPY"):
 
 from ssl_wc.paths import WarehousePaths, resolve_warehouse  # noqa: E402
 from ssl_wc.sqlfiles import named_query  # noqa: E402
-from ssl_wc.sqlguard import QueryRefused, check_statements, open_sandboxed  # noqa: E402
+from ssl_wc.sqlguard import (  # noqa: E402
+    DEFAULT_TIMEOUT_S,
+    QueryResult,
+    QueryTimeout,
+    run_readonly,
+)
 from ssl_wc.warehouse import WarehouseMissing, commit_state, open_reader  # noqa: E402
 
 DEMO_HINT = "run `ssl-wc demo` to build a small demo warehouse"
@@ -429,19 +433,12 @@ def relations() -> pl.DataFrame:
     return query("dash_relations")
 
 
-@dataclass
-class UserQueryResult:
-    """A read-only query typed on the SQL page."""
+def run_user_sql(sql: str, *, limit: int = 10_000,
+                 timeout_s: float = DEFAULT_TIMEOUT_S) -> QueryResult:
+    """Run ``sql`` through the read-only SQL door that ``ssl-wc sql`` uses
+    (:mod:`ssl_wc.sqlguard`: one SELECT, a connection that cannot write, a time limit).
 
-    frame: pl.DataFrame
-    truncated: bool
-    seconds: float
-
-
-def run_user_sql(sql: str, *, limit: int = 10_000, timeout_s: float = 30.0) -> UserQueryResult:
-    """Check and run ``sql`` on a sandboxed connection (no writes, files or settings).
-
-    Raises :class:`ssl_wc.sqlguard.QueryRefused` with the reason for anything else, and
+    Raises :class:`ssl_wc.sqlguard.QueryRefused` with the reason for anything refused, and
     :class:`DataUnavailable` when the query fails or runs past ``timeout_s``.
     """
     if RECORDER is not None:
@@ -449,29 +446,14 @@ def run_user_sql(sql: str, *, limit: int = 10_000, timeout_s: float = 30.0) -> U
     root = warehouse_root()
     if not WarehousePaths(root).exists():
         raise NoWarehouse(f"no warehouse at {root}: {DEMO_HINT}")
-    con = open_sandboxed(root)
-    timer = threading.Timer(timeout_s, con.interrupt)
-    t0 = time.monotonic()
     try:
-        check_statements(con, sql)
-        statements = con.extract_statements(sql)
-        timer.start()
-        rel = None
-        for stmt in statements:
-            rel = con.sql(stmt.query)
-        if rel is None:
-            raise QueryRefused("the query returned no result")
-        df = rel.limit(limit + 1).pl()
-    except QueryRefused:
-        raise
-    except duckdb.InterruptException:
-        raise DataUnavailable(f"the query ran past {timeout_s:.0f} s and was stopped") from None
+        return run_readonly(sql, root, limit=limit, timeout_s=timeout_s)
+    except QueryTimeout as exc:
+        raise DataUnavailable(str(exc).replace(" (raise it with --timeout)", "")) from None
+    except WarehouseMissing as exc:
+        raise NoWarehouse(str(exc)) from None
     except duckdb.Error as exc:
         raise DataUnavailable(str(exc).strip()) from None
-    finally:
-        timer.cancel()
-        con.close()
-    return UserQueryResult(df.head(limit), df.height > limit, time.monotonic() - t0)
 
 
 # --------------------------------------------------------------------------- helpers

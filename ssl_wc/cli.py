@@ -38,11 +38,18 @@ class Fmt(StrEnum):
 
 @app.callback()
 def main_options(
+    ctx: typer.Context,
     warehouse: Annotated[str | None, typer.Option(
         "--warehouse", "-w", envvar=ENV_VAR,
         help="Warehouse folder (default ./warehouse).")] = None,
 ) -> None:
     STATE.warehouse = WarehousePaths.of(warehouse)
+    if ctx.invoked_subcommand != "check" and STATE.warehouse.manifests.exists():
+        # commit visibility: a catalog older than the committed runs (a job killed
+        # after its commit point) or showing a dead run as running is rebuilt first
+        from ssl_wc.warehouse import ensure_catalog
+
+        ensure_catalog(STATE.warehouse)
 
 
 def fail(msg: str, code: int = EXIT_FAILED) -> None:
@@ -54,11 +61,23 @@ def echo_result(res: Any) -> None:
     typer.echo(res.line())
 
 
+def _flat(df: Any) -> Any:
+    """``df`` with nested columns (lists, arrays, structs) as JSON text, for CSV."""
+    import polars as pl
+
+    nested = [c for c, t in df.schema.items() if t.is_nested()]
+    if not nested:
+        return df
+    return df.with_columns(
+        pl.Series(c, [None if v is None else json.dumps(v, default=str)
+                      for v in df[c].to_list()], pl.String) for c in nested)
+
+
 def print_frame(df: Any, fmt: Fmt = Fmt.table, max_rows: int = 200) -> None:
     import polars as pl
 
     if fmt is Fmt.csv:
-        sys.stdout.write(df.write_csv())
+        sys.stdout.write(_flat(df).write_csv())
     elif fmt is Fmt.json:
         sys.stdout.write(json.dumps(df.to_dicts(), default=str, indent=1) + "\n")
     else:
@@ -340,33 +359,37 @@ def demo_cmd(
 # ------------------------------------------------------------------------- query
 @app.command("sql")
 def sql_cmd(
-    query: Annotated[str, typer.Argument(help="A read-only SQL query")],
+    query: Annotated[str, typer.Argument(help="One read-only query (SELECT, or EXPLAIN of one)")],
     fmt: Annotated[Fmt, typer.Option("--format", "-f")] = Fmt.table,
     allow_files: Annotated[bool, typer.Option(
-        help="Allow table functions that read files outside the lake.")] = False,
+        help="Also let the query read the files it names outside the lake (reads only).")
+    ] = False,
     max_rows: Annotated[int, typer.Option(help="Rows shown in table format.")] = 200,
+    timeout: Annotated[float, typer.Option(help="Stop the query after this many seconds.")
+                       ] = 60.0,
 ) -> None:
     """Run a read-only query against the views (see README for the view list)."""
     import duckdb
 
-    from ssl_wc.sqlguard import QueryRefused, run_readonly
+    from ssl_wc.sqlguard import QueryRefused, QueryTimeout, run_readonly
     from ssl_wc.warehouse import WarehouseMissing
 
+    if max_rows < 1:
+        fail(f"--max-rows must be at least 1, not {max_rows}", EXIT_USAGE)
+    if not timeout > 0:
+        fail(f"--timeout must be a positive number of seconds, not {timeout}", EXIT_USAGE)
     try:
-        rel = run_readonly(query, STATE.warehouse.root, allow_files=allow_files)
-        if rel is None:
-            return
-        df = rel.pl()
+        res = run_readonly(query, STATE.warehouse.root, allow_files=allow_files,
+                           timeout_s=timeout)
     except QueryRefused as exc:
         fail(str(exc), EXIT_USAGE)
-    except WarehouseMissing as exc:
+    except (WarehouseMissing, QueryTimeout) as exc:
         fail(str(exc))
-    except duckdb.PermissionException as exc:
-        fail(f"refused: {str(exc).splitlines()[0]} (pass --allow-files to read files outside "
-             "the lake)", EXIT_USAGE)
     except duckdb.Error as exc:
-        fail(f"query failed: {str(exc).splitlines()[0]}")
-    print_frame(df, fmt, max_rows)
+        fail(f"query failed: {str(exc).strip().splitlines()[0]}")
+    for w in res.warnings:
+        typer.secho(f"warning: {w}", fg="yellow", err=True)
+    print_frame(res.frame, fmt, max_rows)
 
 
 @app.command("runs")
@@ -404,30 +427,40 @@ def info_cmd() -> None:
 def check_cmd(
     checksums: Annotated[bool, typer.Option(help="Verify sha256 of every file.")] = True,
 ) -> None:
-    """Verify the lake against the committed manifests; exit 5 if anything is wrong."""
-    from ssl_wc.lake.integrity import check_lake
+    """Verify the lake against the committed manifests, and that the catalog shows
+    every commit (a stale catalog is reported and rebuilt); exit 5 if anything is wrong."""
+    from ssl_wc.lake.integrity import check_catalog, check_lake
 
     problems = check_lake(STATE.warehouse, checksums=checksums)
+    stale = check_catalog(STATE.warehouse)
+    if stale is not None:
+        problems.append(stale)
     for p in problems:
         typer.echo(p.line())
     if problems:
         typer.secho(f"{len(problems)} problem(s) found", fg="red", err=True)
         raise typer.Exit(EXIT_CHECK)
-    typer.echo("lake OK: every committed file present, intact and readable; no stray files")
+    typer.echo("lake OK: every committed file present, intact and readable; no stray files; "
+               "the catalog shows every commit")
 
 
 @app.command("gc")
 def gc_cmd(
     dry_run: Annotated[bool, typer.Option(help="List what would be removed.")] = False,
+    grace: Annotated[float, typer.Option(
+        help="Keep files of unknown origin younger than this many seconds.")] = 900.0,
 ) -> None:
-    """Remove temporary files and files of runs that never committed."""
+    """Remove temporary files and files of runs that never committed; never a committed
+    file, and never what a live process owns (running runs, live temporaries)."""
     from ssl_wc.lake.integrity import garbage_collect
 
-    removed = garbage_collect(STATE.warehouse, dry_run=dry_run)
+    if grace < 0:
+        fail(f"--grace must be zero or more seconds, not {grace:g}", EXIT_USAGE)
+    removed = garbage_collect(STATE.warehouse, dry_run=dry_run, grace_s=grace)
     for r in removed:
         typer.echo(("would remove " if dry_run else "removed ") + r)
     typer.echo(f"{len(removed)} file(s) {'to remove' if dry_run else 'removed'}; "
-               "committed files are never touched")
+               "committed files and files of live runs are never touched")
 
 
 # ------------------------------------------------------------------------- pipeline

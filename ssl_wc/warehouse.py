@@ -1,24 +1,38 @@
 """The one connection factory: every project reader opens the warehouse through here.
 
 A reader connection is a short-lived read-only connection to the catalog file, with
-the project's Python UDFs registered. Readers never take a lock that writers wait for
-(writers swap in a new catalog file instead of writing the open one), so a dashboard
-left open never blocks a scheduled ingest.
+the project's Python UDFs registered and the lake root set (``ssl_wc_root``). Readers
+never hold a lock while they read (writers swap in a new catalog file instead of
+writing the open one), so a dashboard left open never blocks a scheduled ingest. A
+reader that finds the catalog stale rebuilds it first, under the same short lock the
+writers take for their rebuilds.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import polars as pl
 
-from ssl_wc.lake.catalog import catalog_meta, definitions_hash, rebuild_catalog
+from ssl_wc.lake.catalog import (
+    CatalogStamp,
+    manifest_names,
+    manifest_token,
+    read_stamp,
+    rebuild_catalog,
+    set_root,
+    stale_reason,
+)
 from ssl_wc.paths import WarehousePaths
 from ssl_wc.sqlfiles import named_query
+
+LOG = logging.getLogger("ssl_wc")
 
 Warehouse = WarehousePaths | str | os.PathLike[str] | None
 
@@ -27,36 +41,60 @@ class WarehouseMissing(FileNotFoundError):
     """No warehouse at the given place."""
 
 
-_CHECKED: dict[str, tuple[int, int]] = {}
+@dataclass
+class _Seen:
+    """What this process last learned about one warehouse's catalog."""
+
+    catalog: tuple[int, int] = (0, 0)          # inode, mtime of the catalog file
+    stamp: CatalogStamp | None = None          # what that catalog reflects
+    manifests_dir: int = -1                    # mtime of manifests/ when last listed
+    token: str = ""                            # manifest token of that listing
+
+
+_SEEN: dict[str, _Seen] = {}
 
 
 def ensure_catalog(wh: WarehousePaths) -> None:
-    """Build the catalog if missing, or rebuild it if the folder was moved or copied or
-    the project's SQL / schemas changed since it was built.
+    """Make sure the catalog shows the warehouse as it is before anyone reads it.
 
-    The location check opens the catalog once per catalog version (cached on its inode
-    and mtime), so repeated reader connections cost one open, not two.
+    Builds a missing catalog and rebuilds a stale one (:func:`stale_reason`: committed
+    runs it does not reflect, a run it shows as running whose process is gone, other
+    SQL or schemas). Cheap when nothing changed: one ``stat`` of the catalog and of
+    the manifests folder, a pid check per running run; the catalog's stamp is read once
+    per catalog version and the manifests are listed only when their folder changed.
+    A warehouse that this process cannot write is read as it is.
     """
+    key = wh.root.as_posix()
+    seen = _SEEN.setdefault(key, _Seen())
     try:
         st = wh.catalog.stat()
-        if _CHECKED.get(wh.root.as_posix()) == (st.st_ino, st.st_mtime_ns):
-            return
     except FileNotFoundError:
-        pass
-    if not wh.catalog.exists():
         if not wh.manifests.exists():
             raise WarehouseMissing(
                 f"no warehouse at {wh.root}: run `ssl-wc demo` or an `ssl-wc ingest` command "
-                f"first, or pass --warehouse / set SSL_WC_WAREHOUSE")
+                f"first, or pass --warehouse / set SSL_WC_WAREHOUSE") from None
         rebuild_catalog(wh)
         return
-    meta = catalog_meta(wh.catalog)
-    stale = (meta.get("root") != wh.root.as_posix()
-             or meta.get("definitions") != definitions_hash())
-    if stale and os.access(wh.root, os.W_OK):
-        rebuild_catalog(wh)
-    st = wh.catalog.stat()
-    _CHECKED[wh.root.as_posix()] = (st.st_ino, st.st_mtime_ns)
+    if seen.catalog != (st.st_ino, st.st_mtime_ns):
+        seen.catalog, seen.stamp = (st.st_ino, st.st_mtime_ns), read_stamp(wh.catalog)
+    try:
+        mtime = wh.manifests.stat().st_mtime_ns
+    except FileNotFoundError:
+        mtime = 0
+    if mtime != seen.manifests_dir:
+        seen.manifests_dir, seen.token = mtime, manifest_token(manifest_names(wh))
+    reason = stale_reason(wh, seen.stamp, seen.token)
+    if reason is None:
+        return
+    if not os.access(wh.root, os.W_OK):
+        LOG.warning("%s: %s, and this process cannot rebuild it (no write access); "
+                    "reading it as it is", wh.catalog, reason)
+        return
+    try:
+        rebuild_catalog(wh, force=False)
+    except (OSError, duckdb.Error, RuntimeError) as exc:  # disk full, lock timeout, ...
+        LOG.warning("%s: %s, and rebuilding it failed (%s); reading it as it is",
+                    wh.catalog, reason, exc)
 
 
 def register_functions(con: duckdb.DuckDBPyConnection) -> None:
@@ -78,6 +116,7 @@ def open_reader(warehouse: Warehouse = None, *, udfs: bool = True) -> duckdb.Duc
     wh = _paths(warehouse)
     ensure_catalog(wh)
     con = duckdb.connect(str(wh.catalog), read_only=True)
+    set_root(con, wh.root)
     if udfs:
         register_functions(con)
     return con

@@ -56,11 +56,20 @@ def cli_env(**extra: str) -> dict[str, str]:
 SSL_WC = [sys.executable, "-m", "ssl_wc.cli"]
 
 
-def query_catalog(wh, sql: str) -> list[tuple]:
-    """Rows of ``sql`` from a warehouse's catalog through plain duckdb (read-only)."""
+def plain_connect(catalog: Path):
+    """A plain duckdb read-only connection to a catalog (no ssl_wc code), pointed at its
+    warehouse folder the documented way (the ``ssl_wc_root`` variable)."""
     import duckdb
 
-    con = duckdb.connect(str(wh.catalog), read_only=True)
+    con = duckdb.connect(str(catalog), read_only=True)
+    root = Path(catalog).parent.as_posix().replace("'", "''")
+    con.execute(f"SET VARIABLE ssl_wc_root = '{root}'")
+    return con
+
+
+def query_catalog(wh, sql: str) -> list[tuple]:
+    """Rows of ``sql`` from a warehouse's catalog through plain duckdb (read-only)."""
+    con = plain_connect(wh.catalog)
     try:
         return con.sql(sql).fetchall()
     finally:

@@ -30,6 +30,7 @@ stop = out + ".stop"
 while time.time() < deadline and not os.path.exists(stop):
     try:
         con = duckdb.connect(cat, read_only=True)
+        con.execute("SET VARIABLE ssl_wc_root = " + repr(os.path.dirname(cat)))
     except Exception as exc:  # the catalog may not exist yet at the very start
         if "No such file" not in str(exc) and "does not exist" not in str(exc):
             stats["errors"].append("open: " + str(exc)[:200])

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import pyarrow as pa
 import pytest
 
@@ -83,10 +88,46 @@ def test_gc_removes_only_uncommitted_files(tmp_path):
     tmp.write_bytes(b"")
     kinds = sorted(p.kind for p in check_lake(wh))
     assert kinds == ["unknown", "unknown"]
-    removed = garbage_collect(wh)
+    # files of unknown origin (no run record, no pid in the name) get a grace period
+    assert garbage_collect(wh) == []
+    removed = garbage_collect(wh, grace_s=0)
     assert sorted(removed) == sorted(p.relative_to(wh.root).as_posix() for p in (stray, tmp))
     assert check_lake(wh) == []
     assert _count(wh, "SELECT count(*) FROM attention_maps") == [(1,)]
+
+
+def test_gc_spares_live_runs_and_collects_dead_ones(tmp_path):
+    """Files of a running run (live pid) and live temporaries are never touched, even
+    with no grace period; once the run is dead they go at once."""
+    wh = WarehousePaths.of(tmp_path / "wh")
+    run = Run(wh, "t", {}).start()
+    run.write("attention_maps", _maps("m", ["a"], 0.1), unit_key=["a"], partition={"model": "m"})
+    part = next(iter(run._parts.values()))
+    catalog_tmp = wh.tmp / f"catalog.{os.getpid()}.0123abcd.duckdb"
+    catalog_tmp.write_bytes(b"")
+    other_tmp = wh.manifests / f".x.json.{os.getpid()}.0123abcd.tmp"
+    other_tmp.write_bytes(b"")
+    assert part.tmp.exists()
+    removed = garbage_collect(wh, grace_s=0)
+    # the catalog temporary is swept under the catalog lock (no rebuild can be running)
+    assert removed == [catalog_tmp.relative_to(wh.root).as_posix()]
+    assert part.tmp.exists() and other_tmp.exists()
+    run.commit()
+    assert _count(wh, "SELECT count(*) FROM attention_maps") == [(1,)]
+    # a run whose process died: its record says running, its pid is gone
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    rec = json.loads(run.record_path.read_text())
+    ghost = wh.runs / "20000101T000000000000-t-dead00.json"
+    ghost.write_text(json.dumps({**rec, "run_id": ghost.stem, "status": "running",
+                                 "pid": int(dead)}))
+    leftover = part.final.parent / f".{ghost.stem}-0001.parquet.{dead}.0123abcd.tmp"
+    leftover.write_bytes(b"x")
+    other_tmp.rename(wh.manifests / f".x.json.{dead}.0123abcd.tmp")
+    removed = garbage_collect(wh)
+    assert sorted(removed) == sorted([leftover.relative_to(wh.root).as_posix(),
+                                      f"manifests/.x.json.{dead}.0123abcd.tmp"])
+    assert check_lake(wh) == []
 
 
 def test_check_finds_truncated_and_corrupt_files(tmp_path):

@@ -17,8 +17,9 @@ ROW_LIMIT = 10_000
 
 
 def render() -> None:
-    ui.page("SQL", "Read-only SQL over the warehouse views (DuckDB dialect). Writes, ATTACH, "
-                   "COPY, SET, INSTALL and reading files outside the lake are refused.")
+    ui.page("SQL", "Read-only SQL over the warehouse views (DuckDB dialect): one SELECT (or "
+                   "EXPLAIN of one) at a time, on a connection that cannot write anything and "
+                   "reads only the lake; queries stop after 60 s.")
     if not data.warehouse_exists():
         raise data.NoWarehouse(f"no warehouse at {data.warehouse_root()}: {data.DEMO_HINT}")
     left, right = st.columns([3, 1.2])
@@ -35,8 +36,8 @@ def render() -> None:
         if wkey not in st.session_state:
             st.session_state[wkey] = ui.url_get("q") or EXAMPLE
         sql = st.text_area("Query", key=wkey, height=200,
-                           help="Ctrl+Enter runs the query. One or more statements; the "
-                                "last one's result is shown.")
+                           help="Ctrl+Enter runs the query: one SELECT statement, or EXPLAIN "
+                                "of one.")
         ui.url_set("q", sql)
         if not sql.strip():
             st.info("Type a query.")
@@ -59,7 +60,7 @@ def render() -> None:
                            mime="text/csv", on_click="ignore", icon=":material/download:")
 
 
-def _run(sql: str) -> data.UserQueryResult:
+def _run(sql: str) -> data.QueryResult:
     """Run once per query text and warehouse state (reruns reuse the result)."""
     key = (sql, data.state_token())
     cache = st.session_state.setdefault("_sql_results", {})

@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +19,19 @@ TMP_SUFFIX = ".tmp"
 
 
 def tmp_path_for(final: Path) -> Path:
-    """A unique temporary name next to ``final`` (same filesystem, so rename is atomic)."""
+    """A unique temporary name next to ``final`` (same filesystem, so rename is atomic):
+    ``.<name>.<pid>.<8 hex>.tmp``, so that ``gc`` can tell whose it is."""
     return final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TMP_SUFFIX}")
+
+
+_OWNER = re.compile(r"\.(\d+)\.[0-9a-f]{8}(?:\.tmp|\.duckdb(?:\.wal)?)$")
+
+
+def owner_pid(name: str) -> int | None:
+    """The pid a temporary file name carries (``tmp_path_for`` and catalog temporaries
+    ``catalog.<pid>.<8 hex>.duckdb``), or None."""
+    m = _OWNER.search(name)
+    return int(m.group(1)) if m else None
 
 
 def fsync_dir(folder: Path) -> None:

@@ -5,21 +5,34 @@ is therefore never opened for writing in place: :func:`rebuild_catalog` builds a
 file under a temporary name from the committed manifests and the SQL in ``sql/``, then
 renames it over the old one. Readers holding the old file keep reading its (still
 valid) file list; new readers get the new one. The only lock is a short ``flock``
-between writers around the rebuild (a fraction of a second), never held by readers.
+around the rebuild (a fraction of a second), never held while a query runs.
 
 Views read Parquet through explicit lists of committed files, so no file outside a
-manifest (a killed run's leftovers, a temporary file) is ever read.
+manifest (a killed run's leftovers, a temporary file) is ever read. The lists hold
+paths relative to the warehouse folder, resolved by the ``ssl_wc_files`` macro against
+the session variable ``ssl_wc_root`` (set by every ssl-wc connection) or the current
+directory: a moved or copied warehouse opens unchanged, also from a plain ``duckdb``
+session started in its folder.
+
+Commit visibility is an invariant, not a hope: the catalog records which manifests it
+reflects (:class:`CatalogStamp`); :func:`stale_reason` compares that with the
+manifests on disk and with the liveness of the runs it shows as running, and every
+connection (:func:`ssl_wc.warehouse.ensure_catalog`) rebuilds a stale catalog first.
+A job killed after its commit point but before its catalog rebuild is therefore
+visible to the next reader or command.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
 import socket
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,21 +47,54 @@ from ssl_wc.paths import WarehousePaths
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
+#: Storage format of the catalog file: the newest one that the DuckDB command line on
+#: the package index (``duckdb-cli`` 1.5.x) can open, so the plain ``duckdb`` door works.
+STORAGE_COMPATIBILITY = "v1.5.0"
+
+#: Session variable holding the warehouse folder (see ``sql/lake/paths.sql``).
+ROOT_VARIABLE = "ssl_wc_root"
+
+
+def lake_sql_files() -> list[Path]:
+    """Macros the lake views need (``sql/lake/``), applied before them."""
+    return sorted((SQL_DIR / "lake").glob("*.sql"))
+
 
 def sql_files() -> list[Path]:
     """The project's SQL files (macros, then views), applied in name order."""
     return sorted(SQL_DIR.glob("*.sql"))
 
 
+@functools.cache
 def definitions_hash() -> str:
     """Hash of what a catalog is built from besides the data: the SQL files and the
     table schemas. A catalog built from other definitions is rebuilt on open."""
-    h = hashlib.sha256()
-    for p in sql_files():
+    h = hashlib.sha256(STORAGE_COMPATIBILITY.encode())
+    for p in lake_sql_files() + sql_files():
         h.update(p.name.encode())
         h.update(p.read_bytes())
     h.update(repr(sorted((n, str(t.schema)) for n, t in TABLES.items())).encode())
     return h.hexdigest()[:16]
+
+
+def set_root(con: duckdb.DuckDBPyConnection, root: Path) -> None:
+    """Point this connection's lake paths at ``root`` (the ``ssl_wc_root`` variable)."""
+    con.execute(f"SET VARIABLE {ROOT_VARIABLE} = {_sql_str(root.as_posix())}")
+
+
+def manifest_names(wh: WarehousePaths) -> list[str]:
+    """Names of the published manifests (temporaries excluded), sorted."""
+    try:
+        names = os.listdir(wh.manifests)
+    except FileNotFoundError:
+        return []
+    return sorted(n for n in names if n.endswith(".json") and not n.startswith("."))
+
+
+def manifest_token(names: list[str]) -> str:
+    """A digest of which manifests exist: changes exactly when a run commits (or a
+    manifest is removed by hand)."""
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -57,6 +103,7 @@ class LakeState:
 
     manifests: list[dict[str, Any]] = field(default_factory=list)
     live: dict[tuple[str, str], str] = field(default_factory=dict)
+    token: str = field(default_factory=lambda: manifest_token([]))
 
     @property
     def commit_state(self) -> str:
@@ -67,11 +114,11 @@ class LakeState:
 def read_manifests(wh: WarehousePaths) -> LakeState:
     """Load every manifest; unreadable ones are skipped (``ssl-wc check`` reports them)."""
     state = LakeState()
-    if not wh.manifests.exists():
-        return state
-    for p in wh.manifests.glob("*.json"):
+    names = manifest_names(wh)
+    state.token = manifest_token(names)
+    for name in names:
         try:
-            state.manifests.append(json.loads(p.read_text()))
+            state.manifests.append(json.loads((wh.manifests / name).read_text()))
         except (OSError, ValueError):
             continue
     state.manifests.sort(key=lambda m: (m.get("committed_at", ""), m["run_id"]))
@@ -82,7 +129,10 @@ def read_manifests(wh: WarehousePaths) -> LakeState:
     return state
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this machine."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -92,10 +142,21 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def run_alive(rec: Mapping[str, Any]) -> bool:
+    """Whether a run record's process may still be running: its pid lives on this host,
+    or it ran on another host (whose processes cannot be checked from here)."""
+    if rec.get("host") != socket.gethostname():
+        return True
+    try:
+        return pid_alive(int(rec.get("pid") or 0))
+    except (TypeError, ValueError):
+        return False
+
+
 def run_history(wh: WarehousePaths, state: LakeState) -> list[dict[str, Any]]:
-    """Run records merged with manifests; a dead ``running`` run shows as ``killed``."""
+    """Run records merged with manifests, status from facts: a committed manifest wins
+    over its record, and a ``running`` run whose process is gone is ``interrupted``."""
     committed = {m["run_id"]: m for m in state.manifests}
-    host = socket.gethostname()
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for p in sorted(wh.runs.glob("*.json")) if wh.runs.exists() else []:
@@ -107,9 +168,8 @@ def run_history(wh: WarehousePaths, state: LakeState) -> list[dict[str, Any]]:
         seen.add(rid)
         if rid in committed:
             rec = {**rec, **{k: v for k, v in committed[rid].items() if k != "units"}}
-        elif rec.get("status") == "running" and rec.get("host") == host \
-                and not _pid_alive(int(rec.get("pid", 0))):
-            rec["status"] = "killed"
+        elif rec.get("status") == "running" and not run_alive(rec):
+            rec["status"] = "interrupted"
         out.append(rec)
     for rid, m in committed.items():
         if rid not in seen:
@@ -126,8 +186,9 @@ def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def raw_view_sql(ts: TableSpec, root: Path, full: list[str], partial: list[str]) -> str:
-    """``SELECT`` over a table's committed files, typed and in schema order."""
+def raw_view_sql(ts: TableSpec, full: list[str], partial: list[str]) -> str:
+    """``SELECT`` over a table's committed files (paths relative to the warehouse
+    folder), typed and in schema order."""
     cols = ", ".join(f"CAST(\"{f.name}\" AS {duckdb_type(f.type)}) AS \"{f.name}\""
                      for f in ts.schema)
     hive = ""
@@ -138,8 +199,8 @@ def raw_view_sql(ts: TableSpec, root: Path, full: list[str], partial: list[str])
         hive = ", hive_partitioning = false"
 
     def scan(files: list[str]) -> str:
-        lst = ", ".join(_sql_str((root / f).as_posix()) for f in files)
-        return f"read_parquet([{lst}], union_by_name = true{hive})"
+        lst = ", ".join(_sql_str(f) for f in files)
+        return f"read_parquet(ssl_wc_files([{lst}]), union_by_name = true{hive})"
 
     parts = []
     if full:
@@ -154,9 +215,11 @@ def raw_view_sql(ts: TableSpec, root: Path, full: list[str], partial: list[str])
 
 def build_catalog_file(wh: WarehousePaths, target: Path, state: LakeState) -> None:
     """Write a complete catalog database to ``target`` (which must not exist)."""
-    con = duckdb.connect(str(target))
+    con = duckdb.connect(str(target),
+                         config={"storage_compatibility_version": STORAGE_COMPATIBILITY})
     try:
         root = wh.root
+        set_root(con, root)
         # committed files per table, split by whether every unit of the run is still live
         full: dict[str, list[str]] = {t: [] for t in TABLES}
         partial: dict[str, list[str]] = {t: [] for t in TABLES}
@@ -203,20 +266,23 @@ def build_catalog_file(wh: WarehousePaths, target: Path, state: LakeState) -> No
                                 json.dumps(r.get("summary", {}), sort_keys=True, default=str))
                                 for r in hist])
         err_rows = [(r.get("run_id"), e.get("step", ""), e.get("item", ""), e.get("error", ""))
-                    for r in hist if r.get("status") in ("failed", "killed")
+                    for r in hist if r.get("status") in ("failed", "interrupted")
                     for e in r.get("errors", [])]
         _create_table(con, "_run_errors", ["run_id", "step", "item", "error"],
                       [pa.string()] * 4, err_rows)
         con.execute("CREATE TABLE _catalog_meta (key VARCHAR, value VARCHAR)")
         con.executemany("INSERT INTO _catalog_meta VALUES (?, ?)", [
             ("root", root.as_posix()), ("commit_state", state.commit_state),
-            ("definitions", definitions_hash()),
+            ("manifests", state.token), ("definitions", definitions_hash()),
             ("built_at", dt.datetime.now(dt.UTC).isoformat()),
-            ("n_manifests", str(len(state.manifests)))])
+            ("n_manifests", str(len(state.manifests))),
+            ("running", json.dumps(running_at_build(hist)))])
         _static_tables(con)
+        for path in lake_sql_files():
+            con.execute(path.read_text())
         for name, ts in TABLES.items():
             con.execute(f"CREATE VIEW _raw_{name} AS\n"
-                        f"{raw_view_sql(ts, root, full[name], partial[name])}")
+                        f"{raw_view_sql(ts, full[name], partial[name])}")
         for path in sql_files():
             try:
                 con.execute(path.read_text())
@@ -265,10 +331,69 @@ def _static_tables(con: duckdb.DuckDBPyConnection) -> None:
             r.get("description", "")) for r in rows])
 
 
-def rebuild_catalog(warehouse: WarehousePaths) -> str:
-    """Rebuild and atomically swap the catalog; returns the new commit state."""
+def running_at_build(hist: list[dict[str, Any]]) -> list[list[Any]]:
+    """(run id, host, pid) of the runs a catalog shows as running: when one of those
+    processes is gone, the catalog is stale (the run must show as interrupted)."""
+    return [[r.get("run_id"), r.get("host"), r.get("pid")]
+            for r in hist if r.get("status") == "running"]
+
+
+@dataclass(frozen=True)
+class CatalogStamp:
+    """What a catalog file says it reflects."""
+
+    definitions: str
+    manifests: str
+    running: tuple[tuple[str, str, int], ...]
+
+    @classmethod
+    def of(cls, meta: Mapping[str, str]) -> CatalogStamp | None:
+        if "manifests" not in meta or "definitions" not in meta:
+            return None
+        try:
+            running = tuple((str(r), str(h), int(p or 0))
+                            for r, h, p in json.loads(meta.get("running") or "[]"))
+        except (ValueError, TypeError):
+            return None
+        return cls(meta["definitions"], meta["manifests"], running)
+
+
+def read_stamp(catalog: Path) -> CatalogStamp | None:
+    """The stamp of a catalog file (None when it is missing, unreadable or too old to
+    carry one)."""
+    return CatalogStamp.of(catalog_meta(catalog))
+
+
+def stale_reason(wh: WarehousePaths, stamp: CatalogStamp | None,
+                 token: str | None = None) -> str | None:
+    """Why the catalog with ``stamp`` no longer shows the warehouse as it is, or None.
+
+    ``token`` is the current :func:`manifest_token` when the caller has it already.
+    """
+    if stamp is None:
+        return "the catalog is missing or unreadable"
+    if stamp.definitions != definitions_hash():
+        return "the catalog was built from other SQL or table schemas"
+    if token is None:
+        token = manifest_token(manifest_names(wh))
+    if stamp.manifests != token:
+        return "committed runs are missing from the catalog"
+    for run_id, host, pid in stamp.running:
+        if not run_alive({"host": host, "pid": pid}):
+            return f"run {run_id} shows as running but its process is gone"
+    return None
+
+
+def rebuild_catalog(warehouse: WarehousePaths, *, force: bool = True) -> str | None:
+    """Rebuild and atomically swap the catalog; returns the new commit state.
+
+    With ``force=False`` the catalog is rebuilt only if it is stale (checked again
+    under the lock, so concurrent callers rebuild once); returns None when it was not.
+    """
     wh = warehouse.ensure()
     with FileLock(wh.locks / "catalog.lock", timeout=120, label="catalog rebuild"):
+        if not force and stale_reason(wh, read_stamp(wh.catalog)) is None:
+            return None
         state = read_manifests(wh)
         tmp = wh.tmp / f"catalog.{os.getpid()}.{uuid.uuid4().hex[:8]}.duckdb"
         try:

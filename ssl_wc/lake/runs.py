@@ -10,7 +10,9 @@ Protocol (each step crash-safe):
    atomically. That rename is the commit point: views list only files named by a
    manifest, so a run killed before it leaves nothing visible (``ssl-wc gc`` removes
    the leftovers) and the next run redoes its units.
-4. The run record is updated and the catalog is rebuilt.
+4. The run record is updated and the catalog is rebuilt. A kill between the commit
+   point and this rebuild loses nothing: every later connection finds the catalog
+   older than the manifests and rebuilds it first (``ssl_wc.warehouse.ensure_catalog``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import platform
 import socket
@@ -37,6 +40,8 @@ import pyarrow.parquet as pq
 from ssl_wc.lake.atomic import fsync_dir, publish, sha256_file, tmp_path_for, write_json_atomic
 from ssl_wc.lake.schemas import TableSpec, spec
 from ssl_wc.paths import WarehousePaths
+
+LOG = logging.getLogger("ssl_wc")
 
 PARQUET_OPTS: dict[str, Any] = {"compression": "zstd", "compression_level": 3,
                                 "write_statistics": True, "use_dictionary": True}
@@ -89,9 +94,15 @@ class _PartWriter:
 
     def __init__(self, final: Path, schema: pa.Schema) -> None:
         self.final = final
-        final.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = tmp_path_for(final)
-        self.writer = pq.ParquetWriter(self.tmp, schema, **PARQUET_OPTS)
+        for attempt in range(3):
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self.writer = pq.ParquetWriter(self.tmp, schema, **PARQUET_OPTS)
+                break
+            except FileNotFoundError:  # `gc` removed the empty folder in between
+                if attempt == 2:
+                    raise
         self.rows = 0
 
     def write(self, table: pa.Table) -> None:
@@ -262,10 +273,20 @@ class Run:
             self.fail(exc)
             raise
         manifest.pop("units")
-        fault_point("record")
-        write_json_atomic(self.record_path, manifest | {"files": len(files)})
-        if self.rebuild:
-            self._refresh_catalog()
+        # Past the commit point: the run is committed whatever happens next. A failure
+        # to update the run record or the catalog is reported, not raised; the manifest
+        # holds the status, and the next connection rebuilds a stale catalog.
+        try:
+            fault_point("record")
+            write_json_atomic(self.record_path, manifest | {"files": len(files)})
+            if self.rebuild:
+                fault_point("catalog")
+                # not forced: a reader that saw the new manifest may have rebuilt it
+                self._refresh_catalog(force=False)
+        except Exception as exc:
+            LOG.warning("run %s is committed, but updating its record or the catalog "
+                        "failed (%s); the next ssl-wc command or reader catches up",
+                        self.run_id, exc)
         return manifest
 
     def fail(self, error: BaseException | str) -> None:
@@ -298,10 +319,10 @@ class Run:
         if self.rebuild:
             self._refresh_catalog()
 
-    def _refresh_catalog(self) -> None:
+    def _refresh_catalog(self, *, force: bool = True) -> None:
         from ssl_wc.lake.catalog import rebuild_catalog
 
-        rebuild_catalog(self.wh)
+        rebuild_catalog(self.wh, force=force)
 
 
 def _safe_part(v: str) -> str:

@@ -81,4 +81,4 @@ UNION ALL SELECT 'clamped boxes', count(*) FILTER (WHERE was_clamped) FROM boxes
 UNION ALL SELECT 'feature types', count(*) FROM feature_types
 UNION ALL SELECT 'image files', count(*) FROM image_files
 UNION ALL SELECT 'committed runs', count(*) FILTER (WHERE status IN ('committed', 'partial')) FROM runs
-UNION ALL SELECT 'failed or killed runs', count(*) FILTER (WHERE status IN ('failed', 'killed')) FROM runs;
+UNION ALL SELECT 'failed or interrupted runs', count(*) FILTER (WHERE status IN ('failed', 'interrupted')) FROM runs;

@@ -12,11 +12,12 @@ Safe by construction, in layers that each hold on their own:
    checkpoint (``query``, ``checkpoint``).
 2. **The connection.** A private in-memory database (its own instance: nothing it sets
    reaches other connections of the process) holding a copy of the catalog (views,
-   macros, run history; the file itself is detached again); no temporary directory (nothing spills to disk); extension autoloading and
-   installing off; external access off with exactly the committed lake files allowed,
-   by name: no directory is allowed, so nothing can be created, listed or replaced;
-   then the configuration is locked. ``allow_files`` adds the existing files that the
-   query names in string literals (globs expanded), for reading; still no directory.
+   macros, run history; the file itself is detached again); no temporary directory
+   (nothing spills to disk); extension autoloading and installing off; external access
+   off with exactly the committed lake files allowed, by name: no directory is
+   allowed, so nothing can be created, listed or replaced; then the configuration is
+   locked. ``allow_files`` adds the existing files that the query names in string
+   literals (globs expanded), for reading; still no directory.
 3. **A time limit** (:data:`DEFAULT_TIMEOUT_S`): the query is interrupted past it.
 """
 

@@ -22,8 +22,7 @@ import polars as pl
 
 from ssl_wc.lake.catalog import (
     CatalogStamp,
-    manifest_names,
-    manifest_token,
+    history_token,
     read_stamp,
     rebuild_catalog,
     set_root,
@@ -47,21 +46,29 @@ class _Seen:
 
     catalog: tuple[int, int] = (0, 0)          # inode, mtime of the catalog file
     stamp: CatalogStamp | None = None          # what that catalog reflects
-    manifests_dir: int = -1                    # mtime of manifests/ when last listed
-    token: str = ""                            # manifest token of that listing
+    folders: tuple[int, int] = (-1, -1)        # mtimes of manifests/ and runs/ when listed
+    token: str = ""                            # history token of that listing
 
 
 _SEEN: dict[str, _Seen] = {}
 
 
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
 def ensure_catalog(wh: WarehousePaths) -> None:
     """Make sure the catalog shows the warehouse as it is before anyone reads it.
 
-    Builds a missing catalog and rebuilds a stale one (:func:`stale_reason`: committed
-    runs it does not reflect, a run it shows as running whose process is gone, other
-    SQL or schemas). Cheap when nothing changed: one ``stat`` of the catalog and of
-    the manifests folder, a pid check per running run; the catalog's stamp is read once
-    per catalog version and the manifests are listed only when their folder changed.
+    Builds a missing catalog and rebuilds a stale one (:func:`stale_reason`: runs
+    started or committed since it was built, a run it shows as running whose process
+    is gone, other SQL or schemas). Cheap when nothing changed: a ``stat`` of the
+    catalog and of the manifests and runs folders, a pid check per running run; the
+    catalog's stamp is read once per catalog version and the folders are listed only
+    when they changed.
     A warehouse that this process cannot write is read as it is.
     """
     key = wh.root.as_posix()
@@ -77,12 +84,9 @@ def ensure_catalog(wh: WarehousePaths) -> None:
         return
     if seen.catalog != (st.st_ino, st.st_mtime_ns):
         seen.catalog, seen.stamp = (st.st_ino, st.st_mtime_ns), read_stamp(wh.catalog)
-    try:
-        mtime = wh.manifests.stat().st_mtime_ns
-    except FileNotFoundError:
-        mtime = 0
-    if mtime != seen.manifests_dir:
-        seen.manifests_dir, seen.token = mtime, manifest_token(manifest_names(wh))
+    folders = (_mtime(wh.manifests), _mtime(wh.runs))
+    if folders != seen.folders:
+        seen.folders, seen.token = folders, history_token(wh)
     reason = stale_reason(wh, seen.stamp, seen.token)
     if reason is None:
         return

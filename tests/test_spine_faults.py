@@ -139,3 +139,33 @@ def test_full_disk_during_cli_ingest(annotated_wh, demo_data, point):
     chk = subprocess.run([*SSL_WC, "-w", str(annotated_wh.root), "check"], cwd=ROOT,
                          env=cli_env(), capture_output=True, text=True, timeout=120)
     assert chk.returncode == 0, chk.stdout
+
+
+def test_duckdb_command_line_door(scored_wh, tmp_path):
+    """The `duckdb` command line the set-up installs opens the catalog and every view
+    works in it: started in the warehouse folder (a copy, to prove nothing is absolute),
+    or from elsewhere with the root variable set."""
+    duckdb_cli = Path(sys.executable).parent / "duckdb"
+    assert duckdb_cli.exists(), "the set-up installs the duckdb command line (duckdb-cli)"
+    copy = tmp_path / "copied-wh"
+    shutil.copytree(scored_wh.root, copy)
+    con = plain_connect(copy / "ssl_wc.duckdb")
+    views = [r[0] for r in con.sql("SELECT view_name FROM duckdb_views() WHERE NOT internal "
+                                   "AND schema_name = 'main' ORDER BY 1").fetchall()]
+    con.close()
+    assert len(views) > 40
+    script = "".join(f"SELECT '{v}' AS view, count(*) AS n FROM (SELECT * FROM \"{v}\" "
+                     f"LIMIT 2);\n" for v in views)
+    out = subprocess.run([str(duckdb_cli), "-readonly", "-csv", "-noheader", "ssl_wc.duckdb"],
+                         input=script, cwd=copy, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    seen = dict(line.split(",") for line in out.stdout.split())
+    assert sorted(seen) == sorted(views)
+    for v in ("images", "boxes", "attention_maps", "image_metrics", "layer_progression",
+              "leaderboard"):
+        assert int(seen[v]) > 0, v
+    away = subprocess.run([str(duckdb_cli), "-readonly", "-csv", "-noheader", "-cmd",
+                           f"SET VARIABLE ssl_wc_root = '{copy.as_posix()}'",
+                           str(copy / "ssl_wc.duckdb"), "SELECT count(*) FROM boxes"],
+                          cwd="/", capture_output=True, text=True, timeout=120)
+    assert away.returncode == 0 and away.stdout.strip() == "134", away.stderr

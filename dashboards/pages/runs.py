@@ -11,7 +11,7 @@ import streamlit as st
 from dashboards import data, ui
 
 STATUS_COLORS = {"committed": "#2ca02c", "partial": "#ff7f0e", "failed": "#d62728",
-                 "killed": "#8c564b", "running": "#1f77b4", "skipped": "#7f7f7f"}
+                 "interrupted": "#8c564b", "running": "#1f77b4", "skipped": "#7f7f7f"}
 
 
 def row_total(row_counts_json: str | None) -> int:
@@ -25,7 +25,7 @@ def row_total(row_counts_json: str | None) -> int:
 
 def render() -> None:
     ui.page("Runs", "Every job that wrote to the warehouse: committed runs are visible, "
-                    "failed or killed ones left nothing behind.")
+                    "failed or interrupted ones left nothing visible behind.")
     summary = data.warehouse_summary()
     cols = st.columns(4)
     for i, (item, n) in enumerate(summary.iter_rows()):

@@ -41,6 +41,7 @@ import duckdb
 import pyarrow as pa
 
 from ssl_wc.lake.atomic import fsync_dir, fsync_file
+from ssl_wc.lake.faults import fault_point
 from ssl_wc.lake.locks import FileLock
 from ssl_wc.lake.schemas import TABLES, TableSpec, duckdb_type
 from ssl_wc.paths import WarehousePaths
@@ -82,19 +83,26 @@ def set_root(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     con.execute(f"SET VARIABLE {ROOT_VARIABLE} = {_sql_str(root.as_posix())}")
 
 
-def manifest_names(wh: WarehousePaths) -> list[str]:
-    """Names of the published manifests (temporaries excluded), sorted."""
+def published_names(folder: Path) -> list[str]:
+    """Names of the published JSON records in ``folder`` (temporaries excluded), sorted."""
     try:
-        names = os.listdir(wh.manifests)
+        names = os.listdir(folder)
     except FileNotFoundError:
         return []
     return sorted(n for n in names if n.endswith(".json") and not n.startswith("."))
 
 
-def manifest_token(names: list[str]) -> str:
-    """A digest of which manifests exist: changes exactly when a run commits (or a
-    manifest is removed by hand)."""
-    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+def manifest_names(wh: WarehousePaths) -> list[str]:
+    """Names of the published manifests, sorted."""
+    return published_names(wh.manifests)
+
+
+def history_token(wh: WarehousePaths) -> str:
+    """A digest of which manifests and run records exist: changes exactly when a run
+    starts or commits (or a record is removed by hand). A catalog built under another
+    token does not show every commit or run."""
+    blob = "\n".join(manifest_names(wh)) + "\n--\n" + "\n".join(published_names(wh.runs))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -103,7 +111,6 @@ class LakeState:
 
     manifests: list[dict[str, Any]] = field(default_factory=list)
     live: dict[tuple[str, str], str] = field(default_factory=dict)
-    token: str = field(default_factory=lambda: manifest_token([]))
 
     @property
     def commit_state(self) -> str:
@@ -114,9 +121,7 @@ class LakeState:
 def read_manifests(wh: WarehousePaths) -> LakeState:
     """Load every manifest; unreadable ones are skipped (``ssl-wc check`` reports them)."""
     state = LakeState()
-    names = manifest_names(wh)
-    state.token = manifest_token(names)
-    for name in names:
+    for name in manifest_names(wh):
         try:
             state.manifests.append(json.loads((wh.manifests / name).read_text()))
         except (OSError, ValueError):
@@ -213,8 +218,10 @@ def raw_view_sql(ts: TableSpec, full: list[str], partial: list[str]) -> str:
     return "\nUNION ALL\n".join(parts)
 
 
-def build_catalog_file(wh: WarehousePaths, target: Path, state: LakeState) -> None:
-    """Write a complete catalog database to ``target`` (which must not exist)."""
+def build_catalog_file(wh: WarehousePaths, target: Path, state: LakeState,
+                       token: str) -> None:
+    """Write a complete catalog database to ``target`` (which must not exist);
+    ``token`` is the :func:`history_token` taken before ``state`` was read."""
     con = duckdb.connect(str(target),
                          config={"storage_compatibility_version": STORAGE_COMPATIBILITY})
     try:
@@ -273,7 +280,7 @@ def build_catalog_file(wh: WarehousePaths, target: Path, state: LakeState) -> No
         con.execute("CREATE TABLE _catalog_meta (key VARCHAR, value VARCHAR)")
         con.executemany("INSERT INTO _catalog_meta VALUES (?, ?)", [
             ("root", root.as_posix()), ("commit_state", state.commit_state),
-            ("manifests", state.token), ("definitions", definitions_hash()),
+            ("history", token), ("definitions", definitions_hash()),
             ("built_at", dt.datetime.now(dt.UTC).isoformat()),
             ("n_manifests", str(len(state.manifests))),
             ("running", json.dumps(running_at_build(hist)))])
@@ -343,19 +350,19 @@ class CatalogStamp:
     """What a catalog file says it reflects."""
 
     definitions: str
-    manifests: str
+    history: str
     running: tuple[tuple[str, str, int], ...]
 
     @classmethod
     def of(cls, meta: Mapping[str, str]) -> CatalogStamp | None:
-        if "manifests" not in meta or "definitions" not in meta:
+        if "history" not in meta or "definitions" not in meta:
             return None
         try:
             running = tuple((str(r), str(h), int(p or 0))
                             for r, h, p in json.loads(meta.get("running") or "[]"))
         except (ValueError, TypeError):
             return None
-        return cls(meta["definitions"], meta["manifests"], running)
+        return cls(meta["definitions"], meta["history"], running)
 
 
 def read_stamp(catalog: Path) -> CatalogStamp | None:
@@ -368,16 +375,16 @@ def stale_reason(wh: WarehousePaths, stamp: CatalogStamp | None,
                  token: str | None = None) -> str | None:
     """Why the catalog with ``stamp`` no longer shows the warehouse as it is, or None.
 
-    ``token`` is the current :func:`manifest_token` when the caller has it already.
+    ``token`` is the current :func:`history_token` when the caller has it already.
     """
     if stamp is None:
         return "the catalog is missing or unreadable"
     if stamp.definitions != definitions_hash():
         return "the catalog was built from other SQL or table schemas"
     if token is None:
-        token = manifest_token(manifest_names(wh))
-    if stamp.manifests != token:
-        return "committed runs are missing from the catalog"
+        token = history_token(wh)
+    if stamp.history != token:
+        return "runs started or committed since the catalog was built"
     for run_id, host, pid in stamp.running:
         if not run_alive({"host": host, "pid": pid}):
             return f"run {run_id} shows as running but its process is gone"
@@ -392,13 +399,15 @@ def rebuild_catalog(warehouse: WarehousePaths, *, force: bool = True) -> str | N
     """
     wh = warehouse.ensure()
     with FileLock(wh.locks / "catalog.lock", timeout=120, label="catalog rebuild"):
-        if not force and stale_reason(wh, read_stamp(wh.catalog)) is None:
+        token = history_token(wh)
+        if not force and stale_reason(wh, read_stamp(wh.catalog), token) is None:
             return None
         state = read_manifests(wh)
         tmp = wh.tmp / f"catalog.{os.getpid()}.{uuid.uuid4().hex[:8]}.duckdb"
         try:
-            build_catalog_file(wh, tmp, state)
+            build_catalog_file(wh, tmp, state, token)
             fsync_file(tmp)
+            fault_point("swap")
             os.replace(tmp, wh.catalog)
             fsync_dir(wh.root)
         finally:

@@ -38,6 +38,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ssl_wc.lake.atomic import fsync_dir, publish, sha256_file, tmp_path_for, write_json_atomic
+from ssl_wc.lake.faults import fault_point
 from ssl_wc.lake.schemas import TableSpec, spec
 from ssl_wc.paths import WarehousePaths
 
@@ -45,19 +46,6 @@ LOG = logging.getLogger("ssl_wc")
 
 PARQUET_OPTS: dict[str, Any] = {"compression": "zstd", "compression_level": 3,
                                 "write_statistics": True, "use_dictionary": True}
-
-
-def fault_point(name: str) -> None:
-    """Fault-injection hook for the test suite (inert unless its variables are set).
-
-    ``SSL_WC_FAULT_SLEEP=<seconds>`` pauses here, widening the window for a kill;
-    ``SSL_WC_FAIL_AT=<name>`` raises ``OSError`` here, like a full disk.
-    """
-    delay = os.environ.get("SSL_WC_FAULT_SLEEP")
-    if delay:
-        time.sleep(float(delay))
-    if os.environ.get("SSL_WC_FAIL_AT") == name:
-        raise OSError(28, f"No space left on device (injected at {name})")
 
 
 def utc_now() -> str:
@@ -171,8 +159,13 @@ class Run:
     def start(self) -> Run:
         self.status = "running"
         write_json_atomic(self.record_path, self.record())
-        if self.rebuild:
-            self._refresh_catalog()
+        try:
+            fault_point("start")
+            if self.rebuild:
+                self._refresh_catalog()
+        except BaseException as exc:
+            self.fail(exc)
+            raise
         return self
 
     def __enter__(self) -> Run:

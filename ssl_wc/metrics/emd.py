@@ -58,10 +58,13 @@ def pot() -> ModuleType:
 def _fast_solver() -> Callable[..., Any] | None:
     """The compiled network simplex behind ``ot.emd2`` without its per-call checks."""
     pot()
-    try:
-        from ot.lp.emd_wrap import emd_c
-    except ImportError:  # pragma: no cover - depends on the POT version
-        return None
+    # scoring threads may get here together: one import at a time (two threads
+    # importing the same extension module at once can raise _DeadlockError)
+    with _pot_lock:
+        try:
+            from ot.lp.emd_wrap import emd_c
+        except ImportError:  # pragma: no cover - depends on the POT version
+            return None
     return emd_c  # type: ignore[no-any-return]
 
 

@@ -126,16 +126,24 @@ def jobs(demo, toml: Path) -> list[Job]:
             ("attention_maps", "features")),
         Job("metrics", ("metrics", "--random-trials", "5"),
             ("image_metrics", "box_metrics", "layer_progression")),
-        Job("stats", ("stats", "--resamples", "200"), ("model_comparisons", "probe_results")),
+        Job("stats", ("stats", "--resamples", "200", "--no-probe"), ("model_comparisons",)),
+        Job("probe", ("probe", "--folds", "2"), ("probe_results",)),
+        Job("finetune", ("finetune", "--model", "siglip-random", "--strategy", "linear_probe",
+                         "--epochs", "1", "--model-config", str(toml), "--device", "cpu",
+                         "--no-ingest"),
+            ("finetune_epochs", "finetune_splits")),
     ]
 
 
-def pre_states(root: Path, demo, toml: Path) -> dict[str, Path]:
-    """The warehouse each job starts from: everything before it, nothing of it."""
+def pre_states(root: Path, demo, toml: Path, names: list[str]) -> dict[str, Path]:
+    """The warehouse each of the jobs ``names`` starts from: the jobs before it in
+    :func:`jobs` order have run, it has not."""
     out: dict[str, Path] = {}
     wh = root / "chain"
     root.mkdir(parents=True, exist_ok=True)
-    for job in jobs(demo, toml):
+    chain = jobs(demo, toml)
+    last = max(i for i, j in enumerate(chain) if j.name in names)
+    for job in chain[:last + 1]:
         dst = root / f"before-{job.name}"
         if wh.exists():
             shutil.copytree(wh, dst)

@@ -17,7 +17,7 @@ JOBS = ["annotations", "images", "attention", "metrics", "stats"]
 def setup(tmp_path_factory, demo_data, tiny_models):
     _, toml = tiny_models
     root = tmp_path_factory.mktemp("phases_fail")
-    pre = pre_states(root / "pre", demo_data, toml)
+    pre = pre_states(root / "pre", demo_data, toml, JOBS)
     by_name = {j.name: j for j in jobs(demo_data, toml)}
     refs = {n: reference(pre[n], by_name[n], root / f"ref-{n}") for n in JOBS}
     return pre, by_name, refs

@@ -101,7 +101,7 @@ def test_sigkill_annotations_and_images(demo_data, tmp_path, annotated_wh_templa
     try:
         for i, args in enumerate(_ingest_args(demo_data)):
             # --force: every cycle really rewrites, so each kill lands inside the work
-            tallies.append(kill_rerun_cycles(args[1], [*args, "--force"], wh, kills=6,
+            tallies.append(kill_rerun_cycles(args[1], [*args, "--force"], wh, kills=8,
                                              max_delay=3.0, seed=i, fault_sleep="0.15"))
     finally:
         time.sleep(0.3)

@@ -520,7 +520,8 @@ def section_faithfulness(ctx: Context, present: Sequence[str]) -> Section | None
             continue
         df = df.drop([c for c, t in df.schema.items() if isinstance(t, pl.List | pl.Array |
                                                                       pl.Struct)])
-        num = [c for c, t in df.schema.items() if t.is_float()]
+        num = [c for c, t in df.schema.items() if t.is_float() or isinstance(t, pl.Decimal)]
+        df = df.with_columns([pl.col(c).cast(pl.Float64) for c in num])
         keys = [c for c, t in df.schema.items() if c not in num and c not in (
             "run_id", "unit_key", "image_id", "config_hash", "protocol_hash")]
         summary = (df.group_by(keys).agg([pl.col(c).mean() for c in num]).sort(keys)

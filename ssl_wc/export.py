@@ -47,8 +47,9 @@ FiftyOne:
     import fiftyone as fo
     ds = fo.Dataset.from_dir(dataset_dir="{out}", dataset_type=fo.types.COCODetectionDataset,
                              label_types="detections")
-    # heatmaps: for each entry m of labels.json["attention_maps"], set on the sample whose
-    # filepath ends with m["file_name"]: fo.Heatmap(map_path=<export>/m["heatmap"], range=[0, 65535])
+    # heatmaps: for each entry m of labels.json["attention_maps"], on the sample whose
+    # filepath ends with m["file_name"], set a field to
+    #     fo.Heatmap(map_path=<export>/m["heatmap"], range=[0, 65535])
 
 pycocotools:
     from pycocotools.coco import COCO

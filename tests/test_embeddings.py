@@ -132,7 +132,7 @@ def test_agreement_matches_numpy(fx: BuiltWarehouse, k: int) -> None:
     for col in ("mean_jaccard", "sd_jaccard", "chance_jaccard"):
         np.testing.assert_allclose(got[col].to_numpy(), exp[col].to_numpy(), atol=1e-12)
     # variants of one model count as sources of their own (fine-tuned vs frozen)
-    assert got.filter((pl.col("model_a") == pl.col("model_b"))).height > 0
+    assert got.filter(pl.col("model_a") == pl.col("model_b")).height > 0
 
 
 def test_neighbor_agreement_view_holds_k5_and_k10(fx: BuiltWarehouse) -> None:

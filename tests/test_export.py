@@ -36,7 +36,7 @@ def exported(scored_wh_template: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 def test_coco_file_is_valid(exported) -> None:
-    wh, res, coco = exported
+    _wh, res, coco = exported
     assert {"info", "licenses", "images", "annotations", "categories",
             "attention_maps"} <= set(coco)
     assert coco["info"]["synthetic"] is True
@@ -55,7 +55,7 @@ def test_coco_file_is_valid(exported) -> None:
         assert a["image_id"] in sizes and a["category_id"] in cats and a["iscrowd"] == 0
         w, h = sizes[a["image_id"]]
         x, y, bw, bh = a["bbox"]
-        assert 0 <= x and 0 <= y and x + bw <= w + 1e-9 and y + bh <= h + 1e-9
+        assert x >= 0 and y >= 0 and x + bw <= w + 1e-9 and y + bh <= h + 1e-9
         assert a["area"] == pytest.approx(bw * bh)
 
 

@@ -22,13 +22,13 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.colors import LinearSegmentedColormap, TwoSlopeNorm  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.colors import LinearSegmentedColormap, TwoSlopeNorm
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
-from ssl_wc.palette import BASELINE_COLOR, PALETTE  # noqa: E402
+from ssl_wc.palette import BASELINE_COLOR, PALETTE
 
 FORMATS = ("png", "svg", "pdf")
 DPI = 130
@@ -138,7 +138,7 @@ def bars(labels: Sequence[str], values: Sequence[float], *, title: str, xlabel: 
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
     for yi, v in zip(y, values, strict=True):
-        ax.text(v, yi, " " + fmt.format(v), va="center", fontsize=8)
+        ax.text(float(v), float(yi), " " + fmt.format(v), va="center", fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_title(title)
     ax.margins(x=0.12)

@@ -495,7 +495,8 @@ def section_heads(ctx: Context) -> Section:
         s.blocks.append(ctx.figure("head_ranking", F.matrix(
             z, [f"h{h}" for h in heads], [str(v) for v in layers],
             title=f"{model} ({ctx.defaults[model]}): {ctx.title} per layer and head",
-            xlabel="head", ylabel="layer", cbar=ctx.title, reverse=ctx.lower), "Head ranking", "Mean over images of each single head."))
+            xlabel="head", ylabel="layer", cbar=ctx.title, reverse=ctx.lower),
+            "Head ranking", "Mean over images of each single head."))
         top = hr.sort(["mean_rank", "layer", "head"]).head(15)
         s.blocks.append(ctx.table(Table(
             "head_ranking", f"Best heads of {model} by mean rank within images",

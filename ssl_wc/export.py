@@ -32,7 +32,7 @@ import polars as pl
 from PIL import Image
 
 from ssl_wc.paths import WarehousePaths
-from ssl_wc.report.output import StagedFolder
+from ssl_wc.report.output import StagedFolder, require_known
 from ssl_wc.report.source import Source
 
 LABELS = "labels.json"
@@ -165,11 +165,8 @@ def export_selection(wh: WarehousePaths, opts: ExportOptions,
     with Source.open(wh) as src:
         sources = src.q("dash_map_sources").filter(pl.col("variant") == opts.variant)
         known = sorted(set(sources["model"].to_list()))
-        if opts.models:
-            bad = [m for m in opts.models if m not in known]
-            if bad:
-                raise ExportError(f"--models: no {opts.variant} maps of {', '.join(bad)}; "
-                                  f"choose from {', '.join(known) or '(none ingested)'}")
+        require_known("--models", opts.models, known, ExportError,
+                      f"no {opts.variant} maps of")
         models = list(opts.models) or known
         defaults = dict(sources.select("model", "default_method").iter_rows())
         gal = _select_images(src, opts)

@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import test_dashboard_apptest as page_tests
 from dashboard_fixture import BuiltWarehouse, FixtureSpec, build_warehouse
 from test_dashboard_apptest import assert_clean, charts, decode, run_page, texts
 
 from ssl_wc.embeddings import project, unit_rows
 from ssl_wc.warehouse import open_reader
 
-
-@pytest.fixture(scope="module")
-def wh(tmp_path_factory: pytest.TempPathFactory) -> BuiltWarehouse:
-    return build_warehouse(tmp_path_factory.mktemp("emb_wh"), FixtureSpec(seed=2))
-
-
-@pytest.fixture(autouse=True)
-def use_wh(wh: BuiltWarehouse, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("SSL_WC_WAREHOUSE", str(wh.root))
-    yield
+# the page tests' fixtures: their warehouse (with features) and SSL_WC_WAREHOUSE set to it
+wh = page_tests.wh
+use_wh = page_tests.use_wh
 
 
 def features(wh: BuiltWarehouse, model: str, layer: int, kind: str

@@ -34,7 +34,7 @@ from ssl_wc.embeddings import project
 from ssl_wc.palette import is_baseline_key, model_colors, style_colors
 from ssl_wc.paths import WarehousePaths
 from ssl_wc.report import figures as F
-from ssl_wc.report.output import StagedFolder
+from ssl_wc.report.output import StagedFolder, require_known
 from ssl_wc.report.page import Section, esc, figure_html, render
 from ssl_wc.report.source import Source
 from ssl_wc.report.tables import Table
@@ -757,11 +757,7 @@ def _choices(src: Source, opts: ReportOptions) -> dict[str, Any]:
     direction = str(cat["direction"][0]) if cat.height else "higher"
     sources = src.q("dash_map_sources")
     known = sorted(set(sources["model"].to_list()))
-    if opts.models:
-        bad = [m for m in opts.models if m not in known]
-        if bad:
-            raise ReportError(f"--models: unknown {', '.join(bad)}; choose from "
-                              f"{', '.join(known) or '(no models ingested)'}")
+    require_known("--models", opts.models, known, ReportError)
     models = list(opts.models) if opts.models else known
     defaults = {m: str(d) for m, d in sources.select("model", "default_method").iter_rows()
                 if d}

@@ -11,21 +11,23 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
+
+import psutil
 
 
 class OutputRefused(ValueError):
     """The output folder cannot be used (exists and is not empty, or is a file)."""
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def require_known(option: str, given: Sequence[str], known: Sequence[str],
+                  error: type[ValueError], what: str = "unknown") -> None:
+    """Raise ``error`` naming the values of ``given`` not in ``known``, and the valid ones."""
+    bad = [v for v in given if v not in known]
+    if bad:
+        raise error(f"{option}: {what} {', '.join(bad)}; choose from "
+                    f"{', '.join(known) or '(none ingested)'}")
 
 
 def check_target(out: Path, force: bool, option: str = "--out") -> None:
@@ -58,7 +60,7 @@ class StagedFolder:
                 pid = int(p.name.rsplit("-", 1)[1])
             except ValueError:
                 continue
-            if not _pid_alive(pid):
+            if not psutil.pid_exists(pid):
                 shutil.rmtree(p, ignore_errors=True)
 
     def commit(self) -> Path:

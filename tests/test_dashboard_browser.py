@@ -397,10 +397,11 @@ def test_lasso_on_the_embedding_map_filters_the_gallery(app_url: str, cdp: CDP,
     assert f"{n_mapped} images selected" in text, text[:600]
     search = str(cdp.evaluate("location.search"))
     assert "ids=" in search, search
-    href = cdp.evaluate("""[...document.querySelectorAll('a')].map(a => a.href)
-                           .find(h => h.includes('/gallery') && h.includes('ids='))""")
-    assert href, "no link to the Gallery with the selection"
-    cdp.call("Page.navigate", url=href)
+    assert "Show them in the Gallery" in text
+    ids = cdp.evaluate("new URLSearchParams(location.search).get('ids')")
+    assert len(str(ids).split(",")) == n_mapped
+    # the Gallery, opened on the selection the map wrote to the URL
+    cdp.call("Page.navigate", url=f"{app_url}/gallery?ids={ids}")
     time.sleep(0.3)
     state = wait_idle(cdp, 0, PAGE_TIMEOUT_S)
     text = str(state.get("text", ""))

@@ -10,7 +10,7 @@ from ssl_wc.report.notebook import NOTEBOOK, cell_sources, output_html, run_note
 def test_every_cell_executes(scored_wh) -> None:
     cells = run_notebook(scored_wh)
     assert len(cells) == len(cell_sources(NOTEBOOK)) >= 12
-    frames = {c.name: c.output for c in cells if isinstance(c.output, pl.DataFrame)}
+    frames = [c.output for c in cells if isinstance(c.output, pl.DataFrame)]
     assert len(frames) >= 6
     agreement = next(c.output for c in cells if isinstance(c.output, pl.DataFrame)
                      and "max_abs_difference" in c.output.columns)

@@ -1,7 +1,8 @@
 -- Image similarity in the stored features (pure SQL: works from the plain duckdb CLI).
--- A feature source is (model, variant, layer, kind); kind 'pooled' is the CLS / MAP
--- output, 'mean_patch' the mean patch token. Similarity is the cosine of the stored
--- vectors, computed in double precision.
+-- A feature source is (model, variant, layer, kind); kind 'pooled' is the model's pooled
+-- output (CLS after the final norm, or the MAP head; last layer), 'cls' the CLS token and
+-- 'patch_mean' the mean patch token after each block. Similarity is the cosine of the
+-- stored vectors, computed in double precision.
 
 -- Neighbours of every image within one feature source: cosine similarity and rank
 -- (1 = most similar; ties go to the smaller neighbour id). NULL arguments mean "every":

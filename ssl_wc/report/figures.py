@@ -24,6 +24,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.cm import ScalarMappable
 from matplotlib.colors import LinearSegmentedColormap, TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
@@ -310,6 +311,26 @@ def embedding_maps(panels: Sequence[tuple[str, np.ndarray, Sequence[str]]],
     return fig
 
 
+def blend(cell: Panel, opacity: float, norm: TwoSlopeNorm) -> np.ndarray:
+    """The panel as one RGB picture: the heatmap painted over the photo with weight
+    ``opacity * (0.3 + 0.7 * heat)`` (strong attention covers, weak leaves the facade
+    visible); a signed difference over the greyed photo with weight 0.75."""
+    photo = np.asarray(cell.photo, dtype=np.float64)[..., :3]
+    if cell.heat is None:
+        return np.asarray(cell.photo, dtype=np.uint8)[..., :3]
+    if cell.signed:
+        grey = photo.mean(axis=2, keepdims=True).repeat(3, axis=2)
+        base = 255.0 - 0.55 * (255.0 - grey)  # greyed and lightened
+        colour = DIVERGING(norm(cell.heat))[..., :3] * 255.0
+        weight = np.full((*cell.heat.shape, 1), 0.75)
+    else:
+        heat = np.clip(cell.heat, 0.0, 1.0)
+        base = photo
+        colour = plt.get_cmap(cell.cmap)(heat)[..., :3] * 255.0
+        weight = (opacity * (0.3 + 0.7 * heat))[..., None]
+    return np.clip(np.rint((1.0 - weight) * base + weight * colour), 0, 255).astype(np.uint8)
+
+
 def image_grid(panels: Sequence[Sequence[Panel | None]], *, title: str, opacity: float = 0.6,
                signed_label: str = "difference (red: higher after fine-tuning)") -> Figure:
     """Rows x columns of photos with heatmaps (or signed differences) and expert boxes."""
@@ -317,38 +338,30 @@ def image_grid(panels: Sequence[Sequence[Panel | None]], *, title: str, opacity:
     n_cols = max(1, max((len(r) for r in panels), default=1))
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.3 * n_cols + 0.6, 2.5 * n_rows),
                              layout="constrained", squeeze=False)
-    signed_image = None
     diffs = [float(np.abs(p.heat).max()) for row in panels for p in row
              if p is not None and p.signed and p.heat is not None]
     lim = max([*diffs, 1e-6])  # one scale for every difference panel
+    norm = TwoSlopeNorm(0.0, -lim, lim)
     for r, row in enumerate(panels):
         for c in range(n_cols):
             ax = axes[r][c]
             ax.set_xticks([])
             ax.set_yticks([])
+            ax.spines[:].set_visible(False)
             cell = row[c] if c < len(row) else None
             if cell is None:
                 ax.set_axis_off()
                 continue
             h, w = cell.photo.shape[:2]
-            if cell.signed:
-                grey = cell.photo.mean(axis=2)
-                ax.imshow(grey, cmap="gray", vmin=0, vmax=255, alpha=0.55)
-            else:
-                ax.imshow(cell.photo)
-            if cell.heat is not None:
-                if cell.signed:
-                    signed_image = ax.imshow(cell.heat, cmap=DIVERGING, alpha=0.75,
-                                             norm=TwoSlopeNorm(0.0, -lim, lim))
-                else:
-                    alpha = opacity * (0.3 + 0.7 * np.clip(cell.heat, 0, 1))
-                    ax.imshow(cell.heat, cmap=cell.cmap, vmin=0, vmax=1, alpha=alpha)
+            # one composited picture per panel (half the images a vector file embeds)
+            ax.imshow(blend(cell, opacity, norm), interpolation="nearest")
             for left, top, bw, bh in (cell.boxes if cell.boxes is not None else []):
                 ax.add_patch(Rectangle((left * w - 0.5, top * h - 0.5), bw * w, bh * h,
                                        fill=False, ec=BOX_COLOR, lw=1.0))
             ax.set_xlim(-0.5, w - 0.5)
             ax.set_ylim(h - 0.5, -0.5)
             ax.set_title(cell.title, fontsize=7)
+    signed_image = ScalarMappable(norm=norm, cmap=DIVERGING) if diffs else None
     if signed_image is not None:
         fig.colorbar(signed_image, ax=axes, shrink=0.6, label=signed_label)
     fig.suptitle(title)

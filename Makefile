@@ -33,7 +33,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check ssl_wc ingest dashboards tests benchmarks
+	$(BIN)/ruff check ssl_wc ingest dashboards tests benchmarks notebooks
 	$(BIN)/mypy ssl_wc ingest dashboards
 
 bench: $(STAMP)
@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/bench_ingest.py --images 139
 	$(BIN)/python benchmarks/bench_dashboard_queries.py
+	$(BIN)/python benchmarks/bench_report.py
 
 clean-warehouse:
 	rm -rf warehouse/* 

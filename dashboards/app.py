@@ -36,6 +36,7 @@ PAGES: list[PageSpec] = [
     PageSpec("pages/gallery.py", "Gallery", ":material/photo_library:", "gallery"),
     PageSpec("pages/image.py", "Image", ":material/image_search:", "image"),
     PageSpec("pages/compare.py", "Compare", ":material/compare:", "compare"),
+    PageSpec("pages/embeddings.py", "Embeddings", ":material/scatter_plot:", "embeddings"),
     PageSpec("pages/leaderboard.py", "Leaderboard", ":material/leaderboard:", "leaderboard",
              "Results"),
     PageSpec("pages/heads.py", "Heads", ":material/grid_view:", "heads", "Results"),

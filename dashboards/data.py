@@ -473,3 +473,31 @@ def describe_protocol(protocol_json: str | None) -> str:
 def env_warehouse_hint() -> str:
     """Where the warehouse comes from, for messages."""
     return "SSL_WC_WAREHOUSE" if os.environ.get("SSL_WC_WAREHOUSE") else "./warehouse"
+
+
+# --------------------------------------------------------------------------- embeddings
+def feature_sources() -> pl.DataFrame:
+    """Stored feature sources: model, variant, kind, layers, images, dimension."""
+    return query("dash_feature_sources")
+
+
+def feature_matrix(model: str, variant: str, layer: int, kind: str
+                   ) -> tuple[list[str], list[str], np.ndarray]:
+    """(image ids, first listed style of each, (n, d) float64 features) of one source."""
+    df = query("dash_features", model=model, variant=variant, layer=int(layer), kind=kind)
+    if df.height == 0:
+        return [], [], np.zeros((0, 0))
+    return (df["image_id"].to_list(), df["style_name"].to_list(),
+            np.asarray(df["values"].to_list(), dtype=np.float64))
+
+
+def neighbors(model: str, variant: str, layer: int, kind: str, image_id: str,
+              k: int) -> pl.DataFrame:
+    """The ``k`` most similar images to one image in one feature source (cosine)."""
+    return query("dash_neighbors", model=model, variant=variant, layer=int(layer), kind=kind,
+                 image=image_id, k=int(k))
+
+
+def knn_agreement(k: int, kind: str, layer_rule: str) -> pl.DataFrame:
+    """Mean Jaccard index of the k-NN sets of every two feature sources of one kind."""
+    return query("dash_knn_agreement", k=int(k), kind=kind, layer_rule=layer_rule)

@@ -15,25 +15,12 @@ import plotly.graph_objects as go
 import polars as pl
 
 from dashboards import heatmap
+from ssl_wc.palette import BASELINE_COLOR, PALETTE, model_colors
 
 BOX_COLOR = "#00e5ff"
 BOX_SELECTED = "#ffea00"
-BASELINE_COLOR = "#7f7f7f"
-PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-           "#17becf", "#bcbd22", "#393b79", "#637939", "#8c6d31")
 
-
-def model_colors(models: Sequence[str]) -> dict[str, str]:
-    """A stable colour per model (sorted names), grey for baselines."""
-    out: dict[str, str] = {}
-    i = 0
-    for m in sorted(set(models)):
-        if m.startswith(("baseline:", "baseline_")):
-            out[m] = BASELINE_COLOR
-        else:
-            out[m] = PALETTE[i % len(PALETTE)]
-            i += 1
-    return out
+__all__ = ["BASELINE_COLOR", "PALETTE", "model_colors"]
 
 
 def rgba(hex_color: str, alpha: float) -> str:

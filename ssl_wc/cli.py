@@ -422,6 +422,92 @@ def info_cmd() -> None:
         typer.secho("annotations: SYNTHETIC DEMO DATA (not WikiChurches)", fg="yellow")
 
 
+# ------------------------------------------------------------------------- outputs
+def _csv(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+@app.command("report")
+def report_cmd(
+    out: Annotated[Path, typer.Option(help="Output folder (created; must be new or empty).")
+                   ] = Path("report"),
+    fmt: Annotated[str, typer.Option(
+        "--format", help="Comma-separated: html (the page), png, svg, pdf (figure files).")
+                   ] = "html,png,svg,pdf",
+    models: Annotated[str | None, typer.Option(help="Only these models (comma-separated).")
+                      ] = None,
+    metric: Annotated[str, typer.Option(help="Headline metric (see metric_catalogue).")
+                      ] = "iou",
+    percentile: Annotated[int, typer.Option(help="Percentile of IoU-type metrics.")] = 90,
+    images: Annotated[str | None, typer.Option(
+        help="Images of the overlay grid (comma-separated ids; default: the ones with most "
+             "boxes).")] = None,
+    n_images: Annotated[int, typer.Option(help="Overlay images when --images is not given.")
+                        ] = 4,
+    notebook: Annotated[bool, typer.Option(
+        help="Also run the exploration notebook and export it (needs ssl-wc[notebook]).")
+                        ] = True,
+    force: Annotated[bool, typer.Option(help="Replace a non-empty output folder.")] = False,
+) -> None:
+    """A static, self-contained report: HTML page, figures (PNG/SVG/PDF), tables (CSV/LaTeX)."""
+    from ssl_wc.report.build import ReportError, ReportOptions, build_report, parse_formats
+    from ssl_wc.report.output import OutputRefused
+    from ssl_wc.warehouse import WarehouseMissing
+
+    try:
+        opts = ReportOptions(out=out, formats=parse_formats(fmt), models=_csv(models),
+                             metric=metric, percentile=percentile, images=_csv(images),
+                             n_images=n_images, notebook=notebook, force=force)
+        res = build_report(STATE.warehouse, opts, echo=typer.echo)
+    except (ReportError, OutputRefused) as exc:
+        fail(str(exc), EXIT_USAGE)
+    except WarehouseMissing as exc:
+        fail(str(exc), EXIT_USAGE)
+    typer.echo(res.line())
+
+
+@app.command("export")
+def export_cmd(
+    out: Annotated[Path, typer.Option(help="Output folder (created; must be new or empty).")],
+    models: Annotated[str | None, typer.Option(help="Only these models (comma-separated).")
+                      ] = None,
+    variant: Annotated[str, typer.Option(help="Variant (frozen or a fine-tuning strategy).")
+                       ] = "frozen",
+    method: Annotated[str, typer.Option(
+        help="'default' (each model's own) or cls, rollout, mean, map, gradcam.")] = "default",
+    layer: Annotated[str, typer.Option(
+        help="'best' (the leaderboard's layer for --metric), 'last', or a layer number.")
+                     ] = "best",
+    head: Annotated[int, typer.Option(help="Head: -1 mean, -2 max, -3 min, or a head index.")
+                    ] = -1,
+    images: Annotated[str | None, typer.Option(help="Only these image ids (comma-separated).")
+                      ] = None,
+    style: Annotated[str | None, typer.Option(help="Only images tagged with this style name.")
+                     ] = None,
+    metric: Annotated[str, typer.Option(help="Metric that picks the best layer.")] = "iou",
+    percentile: Annotated[int, typer.Option(help="Its percentile (IoU-type metrics).")] = 90,
+    max_side: Annotated[int, typer.Option(
+        help="Longer side of the heatmap PNGs (0: the image's own size).")] = 512,
+    copy_images: Annotated[bool, typer.Option(help="Copy the image files into data/.")] = True,
+    force: Annotated[bool, typer.Option(help="Replace a non-empty output folder.")] = False,
+) -> None:
+    """Boxes and attention maps of a selection: COCO JSON + 16-bit heatmap PNGs (FiftyOne)."""
+    from ssl_wc.export import ExportError, ExportOptions, export_selection
+    from ssl_wc.report.output import OutputRefused
+    from ssl_wc.warehouse import WarehouseMissing
+
+    try:
+        export_selection(STATE.warehouse, ExportOptions(
+            out=out, models=_csv(models), variant=variant, method=method, layer=layer,
+            head=head, images=_csv(images), style=style, metric=metric,
+            percentile=percentile, max_side=max_side, copy_images=copy_images, force=force),
+            echo=typer.echo)
+    except (ExportError, OutputRefused) as exc:
+        fail(str(exc), EXIT_USAGE)
+    except WarehouseMissing as exc:
+        fail(str(exc), EXIT_USAGE)
+
+
 # ------------------------------------------------------------------------- operate
 @app.command("check")
 def check_cmd(

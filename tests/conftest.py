@@ -145,3 +145,14 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         terminalreporter.section("fault-injection tallies")
         for line in tally.read_text().splitlines():
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def scored_report(tmp_path_factory: pytest.TempPathFactory, scored_wh_template):
+    """``ssl-wc report`` (all formats, notebook included) of the scored warehouse, built
+    once per session; tests only read it."""
+    from ssl_wc.paths import WarehousePaths
+    from ssl_wc.report.build import ReportOptions, build_report
+
+    out = tmp_path_factory.mktemp("report") / "report"
+    return build_report(WarehousePaths.of(scored_wh_template), ReportOptions(out=out))

@@ -119,6 +119,8 @@ class FixtureSpec:
     summaries: bool = True
     history: bool = True  # a failed run and a partial run with ingest errors
     image_size: tuple[int, int] = (320, 480)  # (min, max) side of the written JPEGs
+    features: bool = True  # pooled (last layer) and CLS (every layer) features
+    feature_dim: int = 24
     images_per_write: int = 8
 
     @classmethod
@@ -541,8 +543,38 @@ def _write_maps(wh: WarehousePaths, spec: FixtureSpec, model: ModelSpec, ids: li
                                   "values": _list_array(np.concatenate(values))})
                 run.write("attention_maps", table, unit_key=units,
                           partition={"model": model.name})
+                if spec.features:
+                    _write_features(run, spec, model, variant, chunk, built, chash, rng)
         run.commit(model=model.name)
     built.run_ids[f"attention:{model.name}"] = run.run_id
+
+
+def _write_features(run: Run, spec: FixtureSpec, model: ModelSpec, variant: str,
+                    chunk: list[str], built: BuiltWarehouse, chash: str,
+                    rng: np.random.Generator) -> None:
+    """Features that cluster by first listed style (stronger in deeper layers), as the
+    attention job stores them: ``cls`` at every layer, ``pooled`` at the last."""
+    d = spec.feature_dim
+    seed = int(hashlib.sha256(f"{model.name}|{variant}".encode()).hexdigest()[:8], 16)
+    centres = np.random.default_rng(seed).normal(size=(len(STUDY_STYLES) + 1, d))
+    study = list(STUDY_STYLES)
+    rows: dict[str, list[Any]] = {k: [] for k in ("model", "variant", "layer", "image_id",
+                                                  "kind", "config_hash")}
+    vecs = []
+    for image_id in chunk:
+        style = built.styles[image_id][0]
+        centre = centres[study.index(style) if style in study else -1]
+        for layer in range(spec.n_layers):
+            strength = (layer + 1) / spec.n_layers
+            kinds = ["cls"] + (["pooled"] if layer == spec.n_layers - 1 else [])
+            for kind in kinds:
+                vecs.append(strength * centre + rng.normal(scale=0.8, size=d))
+                for k, v in zip(rows, (model.name, variant, layer, image_id, kind, chash),
+                                strict=True):
+                    rows[k].append(v)
+    run.write("features", pa.table({**rows, "values": _list_array(np.asarray(vecs))}),
+              unit_key=[f"{model.name}|{variant}|features|{i}" for i in rows["image_id"]],
+              partition={"model": model.name})
 
 
 def _write_metrics(wh: WarehousePaths, spec: FixtureSpec, ids: list[str],

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -288,6 +289,9 @@ def page_checks(wh: BuiltWarehouse) -> list[PageCheck]:
                   ("Difference map", "red")),
         PageCheck("compare_variant", "compare", f"image={image}&mode=variant&model=clip", 3,
                   ("gained by fine-tuning",)),
+        PageCheck("embeddings", "embeddings", "model=dinov2&kind=pooled", 2,
+                  ("Nearest neighbours", "Do the models agree on neighbours?",
+                   "No images selected")),
         PageCheck("leaderboard", "leaderboard", "metric=iou&pct=90", 4,
                   ("Layer progression", "By style", "By feature type", "higher is better")),
         PageCheck("heads", "heads", "model=dinov2", 3, ("best head", "Heads x feature types")),
@@ -346,3 +350,60 @@ def click_a_box(cdp: CDP) -> list[str]:
             return [] if "box=1" in search else [f"image: box=1 not in the URL {search}"]
         time.sleep(0.3)
     return ["image: clicking box #1 did not switch the metrics to it"]
+
+
+#: The drag layer of the first chart (where a lasso is drawn), in page coordinates.
+DRAG_AREA_JS = """
+(() => {
+  const plot = document.querySelectorAll('.js-plotly-plot')[0];
+  const r = plot.querySelector('.nsewdrag').getBoundingClientRect();
+  return [r.x, r.y, r.width, r.height];
+})()
+"""
+
+
+def lasso(cdp: CDP, x: float, y: float, w: float, h: float, inset: float = 6.0) -> None:
+    """Draw a lasso along the inside of a rectangle with the left button held."""
+    corners = [(x + inset, y + inset), (x + w - inset, y + inset),
+               (x + w - inset, y + h - inset), (x + inset, y + h - inset), (x + inset, y + inset)]
+    cdp.call("Input.dispatchMouseEvent", type="mouseMoved", x=corners[0][0], y=corners[0][1])
+    cdp.call("Input.dispatchMouseEvent", type="mousePressed", x=corners[0][0], y=corners[0][1],
+             button="left", buttons=1, clickCount=1)
+    for (x0, y0), (x1, y1) in itertools.pairwise(corners):
+        for t in (0.25, 0.5, 0.75, 1.0):
+            cdp.call("Input.dispatchMouseEvent", type="mouseMoved", x=x0 + t * (x1 - x0),
+                     y=y0 + t * (y1 - y0), button="left", buttons=1)
+            time.sleep(0.02)
+    cdp.call("Input.dispatchMouseEvent", type="mouseReleased", x=corners[-1][0],
+             y=corners[-1][1], button="left", buttons=0, clickCount=1)
+
+
+def test_lasso_on_the_embedding_map_filters_the_gallery(app_url: str, cdp: CDP,
+                                                        browser_warehouse: BuiltWarehouse
+                                                        ) -> None:
+    cdp.call("Page.navigate", url=f"{app_url}/embeddings?model=dinov2&kind=pooled")
+    time.sleep(0.3)
+    wait_idle(cdp, 2, PAGE_TIMEOUT_S)
+    lasso(cdp, *cdp.evaluate(DRAG_AREA_JS))
+    n_mapped = len([i for i in browser_warehouse.image_ids if i in browser_warehouse.files])
+    deadline = time.monotonic() + PAGE_TIMEOUT_S
+    text = ""
+    while time.monotonic() < deadline:
+        state = wait_idle(cdp, 2, PAGE_TIMEOUT_S)
+        text = str(state.get("text", ""))
+        if "images selected" in text:
+            break
+        time.sleep(0.3)
+    assert f"{n_mapped} images selected" in text, text[:600]
+    search = str(cdp.evaluate("location.search"))
+    assert "ids=" in search, search
+    assert "Show them in the Gallery" in text
+    ids = cdp.evaluate("new URLSearchParams(location.search).get('ids')")
+    assert len(str(ids).split(",")) == n_mapped
+    # the Gallery, opened on the selection the map wrote to the URL
+    cdp.call("Page.navigate", url=f"{app_url}/gallery?ids={ids}")
+    time.sleep(0.3)
+    state = wait_idle(cdp, 0, PAGE_TIMEOUT_S)
+    text = str(state.get("text", ""))
+    assert f"Showing the {n_mapped} images selected on the Embeddings map" in text, text[:600]
+    assert f"{n_mapped} of {len(browser_warehouse.image_ids)} annotated images" in text

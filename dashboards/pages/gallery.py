@@ -30,6 +30,12 @@ def filter_images(df: pl.DataFrame, style: str, feature: str, name: str,
     return out
 
 
+def selected_ids() -> list[str]:
+    """Image ids selected on the Embeddings map (URL key ``ids``, comma-separated)."""
+    raw = ui.url_get("ids")
+    return [i for i in raw.split(",") if i] if raw else []
+
+
 def render() -> None:
     ui.page("Gallery", "The annotated WikiChurches images: expert boxes drawn on facades. "
                        "Filter, then open an image to see where each model looks.")
@@ -49,6 +55,15 @@ def render() -> None:
     name = ui.text("File name contains", "q", where=c3, placeholder="e.g. Q2034923")
     files_only = ui.toggle("Only with a file", "files", default=False, where=c4)
     shown = filter_images(df, style, feature, name, files_only)
+    chosen = selected_ids()
+    if chosen:
+        shown = shown.filter(pl.col("image_id").is_in(chosen))
+        c5, c6 = st.columns([4, 1], vertical_alignment="center")
+        c5.info(f"Showing the {len(chosen)} images selected on the Embeddings map.",
+                icon=":material/scatter_plot:")
+        if c6.button("Show all images", icon=":material/clear:"):
+            ui.url_drop("ids")
+            st.rerun()
     missing_files = df.height - n_files
     st.caption(f"{shown.height} of {df.height} annotated images"
                + (f" · {missing_files} without an image file" if missing_files else ""))

@@ -1,0 +1,2 @@
+-- Report (faithfulness, when the view exists): everything sanity_checks holds.
+SELECT * FROM sanity_checks

@@ -168,11 +168,17 @@ def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
     for name, (fn, params) in UDFS.items():
         with contextlib.suppress(duckdb.Error):
             con.remove_function(name)
-        con.create_function(
-            name,
-            fn,
-            params,
-            DOUBLE,
-            type=PythonUDFType.ARROW,
-            null_handling=FunctionNullHandling.SPECIAL,  # we return NULL for empty targets
-        )
+        try:
+            con.create_function(
+                name,
+                fn,
+                params,
+                DOUBLE,
+                type=PythonUDFType.ARROW,
+                null_handling=FunctionNullHandling.SPECIAL,  # NULL for empty targets
+            )
+        except duckdb.CatalogException as exc:
+            # another open connection of this process to the same file registered it
+            # (DuckDB shares one database per file within a process): the same function
+            if "already exists" not in str(exc):
+                raise

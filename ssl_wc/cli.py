@@ -10,12 +10,31 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from ssl_wc import options
 from ssl_wc.options import BadOption
 from ssl_wc.paths import ENV_VAR, WarehousePaths
 
+
+class _RefusingGroup(TyperGroup):
+    """The root command: a refusal raised by any command (a bad option, a bad input file,
+    a refused run) ends it with one ``error:`` line and exit 2, however the app is
+    invoked (``main()``, a test runner)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            text = refusal_text(exc)
+            if text is None:
+                raise
+            typer.secho(f"error: {text}", fg="red", err=True)
+            raise typer.Exit(EXIT_USAGE) from None
+
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  cls=_RefusingGroup,
                   help="ssl-wc: do self-supervised vision models look where experts look?")
 ingest_app = typer.Typer(no_args_is_help=True, help="Load data into the warehouse.")
 models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
@@ -595,10 +614,6 @@ def main() -> None:
                 sys.exit(0)
             typer.secho(f"error: {usage_line(exc, sys.argv[1:])}", fg="red", err=True)
             sys.exit(EXIT_USAGE if exc.exit_code else 0)
-        refused = refusal_text(exc)
-        if refused is not None:
-            typer.secho(f"error: {refused}", fg="red", err=True)
-            sys.exit(EXIT_USAGE)
         if os.environ.get("SSL_WC_DEBUG"):
             raise
         typer.secho(f"error: {type(exc).__name__}: {exc}", fg="red", err=True)

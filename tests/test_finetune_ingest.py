@@ -23,6 +23,7 @@ from ingest.metrics import materialise_metrics
 from ssl_wc.finetune import STRATEGIES
 from ssl_wc.metrics.protocol import MetricProtocol
 from ssl_wc.models.registry import build_random_model
+from ssl_wc.options import BadOption
 from ssl_wc.paths import WarehousePaths
 from tests.conftest import query_catalog
 
@@ -195,7 +196,7 @@ def test_missing_inputs_are_refused_before_anything_is_written(tmp_path: Path) -
     wh = WarehousePaths.of(tmp_path / "empty").ensure()
     with pytest.raises(FinetuneInputError, match="images"):
         run_finetune(wh, "dinov2", "lora")
-    with pytest.raises(FinetuneInputError, match="strategy"):
+    with pytest.raises(BadOption, match="--strategy adapter: unknown strategy"):
         run_finetune(wh, "dinov2", "adapter")
 
 

@@ -158,6 +158,14 @@ def check_device(device: str, dtype: str = "auto") -> Any:
     from ssl_wc.models.device import choose_device
 
     check_device_names(device, dtype)
+    index = re.fullmatch(r"cuda:(\d+)", device)
+    if index is not None:
+        import torch
+
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if int(index.group(1)) >= n:
+            raise BadOption("device", device, f"not available: this machine has {n} CUDA "
+                            "device(s)", "auto, cpu" + (f", cuda:0..cuda:{n - 1}" if n else ""))
     try:
         return choose_device(device, dtype)
     except (RuntimeError, ValueError) as exc:

@@ -22,6 +22,52 @@ BOX_SELECTED = "#ffea00"
 
 __all__ = ["BASELINE_COLOR", "PALETTE", "model_colors"]
 
+#: Height of Plotly's toolbar (mode bar) at the top right of every chart, in pixels.
+MODEBAR_PX = 30
+TITLE_FONT = 14
+#: Title characters per line before it wraps (at the smallest width pages give a chart).
+TITLE_CHARS = 72
+
+
+def title_layout(text: str, *, chars: int = TITLE_CHARS) -> dict[str, Any]:
+    """Layout for a chart title that never runs under the toolbar icons: left-aligned,
+    in its own band below the toolbar row, wrapped at `` · `` (or spaces) into lines of
+    at most ``chars`` characters; the top margin makes room for every line."""
+    lines = wrap_title(text, chars)
+    top = MODEBAR_PX + (TITLE_FONT + 6) * len(lines) + 8
+    return {"title": {"text": "<br>".join(lines), "font": {"size": TITLE_FONT},
+                      "x": 0, "xanchor": "left", "xref": "container", "y": 1,
+                      "yanchor": "top", "yref": "container",
+                      "pad": {"t": MODEBAR_PX, "l": 8}},
+            "margin_t": top}
+
+
+def wrap_title(text: str, chars: int = TITLE_CHARS) -> list[str]:
+    """``text`` in lines of at most ``chars`` characters, broken at `` · `` first."""
+    if not text:
+        return []
+    lines: list[str] = []
+    for part in text.split(" · "):
+        piece = part if not lines else f"{lines[-1]} · {part}"
+        if lines and len(piece) <= chars:
+            lines[-1] = piece
+            continue
+        words: list[str] = []
+        for word in part.split(" "):
+            if words and len(" ".join([*words, word])) > chars:
+                lines.append(" ".join(words))
+                words = []
+            words.append(word)
+        lines.append(" ".join(words))
+    return lines
+
+
+def with_title(fig: go.Figure, text: str, margin: Mapping[str, int]) -> go.Figure:
+    """Apply :func:`title_layout` and ``margin`` (its top replaced by the title band)."""
+    lay = title_layout(text)
+    fig.update_layout(title=lay["title"], margin={**margin, "t": lay["margin_t"]})
+    return fig
+
 
 def rgba(hex_color: str, alpha: float) -> str:
     c = hex_color.lstrip("#")
@@ -65,8 +111,11 @@ def image_height(photo: np.ndarray, width: int, lo: int = 300, hi: int = 720) ->
 def _image_axes(fig: go.Figure, width: int, height: int, fig_height: int) -> None:
     fig.update_xaxes(visible=False, range=[0, width], constrain="domain")
     fig.update_yaxes(visible=False, range=[height, 0], scaleanchor="x", constrain="domain")
-    fig.update_layout(margin={"l": 0, "r": 0, "t": 30, "b": 0}, height=fig_height,
+    fig.update_layout(margin={**IMAGE_MARGIN, "t": 30}, height=fig_height,
                       plot_bgcolor="rgba(0,0,0,0)", dragmode=False, hovermode="closest")
+
+
+IMAGE_MARGIN = {"l": 0, "r": 0, "b": 0}
 
 
 def overlay_figure(photo: np.ndarray, grid: np.ndarray | None, *, cmap: str, opacity: float,
@@ -98,8 +147,8 @@ def overlay_figure(photo: np.ndarray, grid: np.ndarray | None, *, cmap: str, opa
                           "<extra></extra>"))
     _add_boxes(fig, boxes, w, h, selected_box)
     _image_axes(fig, w, h, fig_height)
-    fig.update_layout(title={"text": title, "font": {"size": 14}}, meta={"chart": name},
-                      showlegend=False)
+    with_title(fig, title, IMAGE_MARGIN)
+    fig.update_layout(meta={"chart": name}, showlegend=False)
     return fig
 
 
@@ -151,8 +200,8 @@ def difference_figure(photo: np.ndarray, diff: np.ndarray, *, title: str, gain_l
         hovertemplate="difference %{z:+.3f}<extra></extra>"))
     _add_boxes(fig, boxes, w, h, None)
     _image_axes(fig, w, h, fig_height)
-    fig.update_layout(title={"text": title, "font": {"size": 14}}, meta={"chart": name},
-                      showlegend=False)
+    with_title(fig, title, IMAGE_MARGIN)
+    fig.update_layout(meta={"chart": name}, showlegend=False)
     return fig
 
 
@@ -194,28 +243,84 @@ def progression_figure(lines: Mapping[str, pl.DataFrame], *, title: str, y_title
                                  name=label, line={"color": color, "width": 2},
                                  hovertemplate=f"{label}<br>layer %{{x}}<br>%{{y:.3f}}"
                                                "<extra></extra>"))
-    if baselines:
+    shown = {k: float(v) for k, v in (baselines or {}).items() if v is not None}
+    lay = title_layout(title)
+    y_range = _value_range(lines, shown)
+    if shown:
         x0 = min(layers_all) if layers_all else 0
         x1 = max(layers_all) if layers_all else 1
-        for label, value in baselines.items():
-            if value is None:
-                continue
+        plot_px = height - lay["margin_t"] - PROGRESSION_BOTTOM_PX
+        shifts = label_shifts(list(shown.values()), y_range, plot_px)
+        for (label, value), shift in zip(shown.items(), shifts, strict=True):
             fig.add_trace(go.Scatter(x=[x0, x1], y=[value, value], mode="lines",
                                      line={"color": BASELINE_COLOR, "dash": "dash", "width": 1.5},
                                      name=label, hovertemplate=f"{label}: %{{y:.3f}}"
                                                                "<extra></extra>"))
             fig.add_annotation(x=x1, y=value, text=label.replace("baseline: ", ""),
-                               showarrow=False, xanchor="left", xshift=4,
-                               font={"size": 10, "color": BASELINE_COLOR})
+                               showarrow=False, xanchor="left", xshift=4, yshift=shift,
+                               font={"size": BASELINE_LABEL_PX - 3, "color": BASELINE_COLOR})
     if current_layer is not None:
         fig.add_vline(x=current_layer, line={"color": "#999", "dash": "dot", "width": 1})
     fig.update_xaxes(title={"text": "layer"}, dtick=1 if len(set(layers_all)) <= 24 else None)
     metric_axis(fig, y_title)
-    fig.update_layout(title={"text": title, "font": {"size": 14}}, height=height,
-                      margin={"l": 10, "r": 110 if baselines else 10, "t": 40, "b": 10},
-                      meta={"chart": name},
+    if y_range is not None:
+        fig.update_yaxes(range=list(y_range))
+    with_title(fig, title, {"l": 10, "r": 130 if shown else 10, "b": 10})
+    fig.update_layout(height=height, meta={"chart": name},
                       legend={"orientation": "h", "y": -0.2})
     return fig
+
+
+#: Pixels below a progression plot (x axis title and the legend under it).
+PROGRESSION_BOTTOM_PX = 110
+#: Vertical pixels one baseline label needs.
+BASELINE_LABEL_PX = 13
+
+
+def _value_range(lines: Mapping[str, pl.DataFrame],
+                 baselines: Mapping[str, float]) -> tuple[float, float] | None:
+    """The y range that shows every mean, CI bound and baseline, padded 6 %."""
+    vals: list[float] = list(baselines.values())
+    for df in lines.values():
+        for col in ("mean", "ci_low", "ci_high"):
+            if col in df.columns:
+                vals += [float(v) for v in df[col].to_list() if v is not None]
+    vals = [v for v in vals if np.isfinite(v)]
+    if not vals:
+        return None
+    lo, hi = min(vals), max(vals)
+    pad = 0.06 * (hi - lo) if hi > lo else max(abs(hi) * 0.05, 0.01)
+    return lo - pad, hi + pad
+
+
+def label_shifts(values: Sequence[float], y_range: tuple[float, float] | None,
+                 plot_px: float, gap_px: float = BASELINE_LABEL_PX) -> list[float]:
+    """Vertical pixel shifts that keep labels at ``values`` at least ``gap_px`` apart
+    (closest to their own value: stacked upward from the lowest, then the stack is
+    centred on the values so no label moves further than it must)."""
+    if not values or y_range is None or plot_px <= 0:
+        return [0.0] * len(values)
+    lo, hi = y_range
+    scale = plot_px / (hi - lo) if hi > lo else 0.0
+    px = [(v - lo) * scale for v in values]
+    order = sorted(range(len(px)), key=lambda i: px[i])
+    placed: dict[int, float] = {}
+    prev = -np.inf
+    for i in order:
+        placed[i] = max(px[i], prev + gap_px)
+        prev = placed[i]
+    # groups of touching labels: centre each group on the mean of its own positions
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and placed[i] - placed[groups[-1][-1]] <= gap_px + 1e-9:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    for g in groups:
+        offset = float(np.mean([px[i] for i in g]) - np.mean([placed[i] for i in g]))
+        for i in g:
+            placed[i] += offset
+    return [placed[i] - px[i] for i in range(len(px))]
 
 
 def ranking_figure(table: pl.DataFrame, *, title: str, x_title: str,
@@ -254,9 +359,11 @@ def ranking_figure(table: pl.DataFrame, *, title: str, x_title: str,
     fig.update_xaxes(range=[float(np.nanmin(lows)) - pad, float(np.nanmax(highs)) + pad])
     fig.update_yaxes(autorange="reversed", title=None, type="category")
     metric_axis(fig, x_title, axis="x")
-    fig.update_layout(title={"text": title, "font": {"size": 14}},
-                      height=max(260, 90 + 40 * len(labels)),
-                      margin={"l": 10, "r": 10, "t": 70, "b": 10}, meta={"chart": name})
+    with_title(fig, title, {"l": 10, "r": 10, "b": 10})
+    lay = title_layout(title)
+    fig.update_layout(height=max(260, 60 + lay["margin_t"] + 40 * len(labels)),
+                      margin={"t": lay["margin_t"] + 20},  # room for the baseline label
+                      meta={"chart": name})
     return fig
 
 
@@ -264,18 +371,57 @@ def matrix_figure(z: np.ndarray, x: Sequence[Any], y: Sequence[Any], *, title: s
                   x_title: str, y_title: str, colorbar: str, reverse: bool = False,
                   text: np.ndarray | None = None, name: str = "matrix",
                   height: int | None = None) -> go.Figure:
-    """A labelled heatmap with values written in the cells (three decimals)."""
+    """A labelled heatmap with values written in the cells (three decimals), each in
+    black or white, whichever contrasts more with its cell's colour."""
     cells = text if text is not None else np.vectorize(
         lambda v: "" if v != v else f"{v:.3f}")(z.astype(float))
+    xs, ys = [str(v) for v in x], [str(v) for v in y]
+    scale = "Viridis"
     fig = go.Figure(go.Heatmap(
-        z=z, x=[str(v) for v in x], y=[str(v) for v in y], text=cells,
-        texttemplate="%{text}", textfont={"size": 10},
-        colorscale="Viridis", reversescale=reverse, colorbar={"title": {"text": colorbar}},
+        z=z, x=xs, y=ys, colorscale=scale, reversescale=reverse,
+        colorbar={"title": {"text": colorbar}},
         hovertemplate=f"{y_title} %{{y}}<br>{x_title} %{{x}}<br>%{{z:.4f}}<extra></extra>",
         hoverongaps=False))
+    zf = np.asarray(z, dtype=float)
+    rows, cols = np.nonzero(np.asarray(cells, dtype=object) != "")
+    if rows.size:
+        fig.add_trace(go.Scatter(
+            x=[xs[c] for c in cols], y=[ys[r] for r in rows], mode="text",
+            text=[str(cells[r][c]) for r, c in zip(rows, cols, strict=True)],
+            textfont={"size": 11, "color": text_colors(zf[rows, cols], zf, scale, reverse)},
+            hoverinfo="skip", showlegend=False, name="values"))
     fig.update_xaxes(title={"text": x_title}, type="category")
     fig.update_yaxes(title={"text": y_title}, type="category", autorange="reversed")
-    fig.update_layout(title={"text": title, "font": {"size": 14}},
-                      height=height or max(300, 80 + 28 * len(y)),
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, meta={"chart": name})
+    with_title(fig, title, {"l": 10, "r": 10, "b": 10})
+    fig.update_layout(height=height or max(300, 80 + 28 * len(y)), meta={"chart": name})
     return fig
+
+
+def text_colors(values: np.ndarray, z: np.ndarray, scale: str,
+                reverse: bool) -> list[str]:
+    """Black or white per value: the one with the higher WCAG contrast against the
+    colour the heatmap gives that value (z's finite min..max mapped onto ``scale``)."""
+    import plotly.colors as pc
+
+    finite = z[np.isfinite(z)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    t = np.clip((values - lo) / (hi - lo), 0, 1) if hi > lo else np.full(values.shape, 0.5)
+    t = np.where(np.isfinite(t), t, 0.5)
+    if reverse:
+        t = 1 - t
+    rgb = pc.sample_colorscale(scale, t.tolist(), colortype="tuple")
+    return ["#000000" if _contrast_black(c) >= _contrast_white(c) else "#ffffff" for c in rgb]
+
+
+def _luminance(rgb: Sequence[float]) -> float:
+    """WCAG relative luminance of an sRGB colour with channels in [0, 1]."""
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _contrast_black(rgb: Sequence[float]) -> float:
+    return (_luminance(rgb) + 0.05) / 0.05
+
+
+def _contrast_white(rgb: Sequence[float]) -> float:
+    return 1.05 / (_luminance(rgb) + 0.05)

@@ -8,7 +8,6 @@ valid option) and writes its current value back after every run. Widget keys are
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -17,7 +16,7 @@ import numpy as np
 import polars as pl
 import streamlit as st
 
-from dashboards import data, heatmap
+from dashboards import data, heatmap, navigation
 
 T = TypeVar("T")
 
@@ -26,19 +25,6 @@ HEAD_NAMES = {-1: "mean over heads", -2: "max over heads", -3: "min over heads"}
 
 
 # --------------------------------------------------------------------------- app frame
-_FRAME = threading.local()
-
-
-@contextmanager
-def inside_app() -> Iterator[None]:
-    """Mark the current script run as going through ``app.py``'s navigation."""
-    _FRAME.depth = getattr(_FRAME, "depth", 0) + 1
-    try:
-        yield
-    finally:
-        _FRAME.depth -= 1
-
-
 def ensure_app() -> None:
     """Run a page through the app's navigation even when Streamlit runs it on its own.
 
@@ -48,11 +34,9 @@ def ensure_app() -> None:
     file alone: no page config, no menu. Each page calls this first; outside the app it
     runs the app (which runs this page inside it) and stops the outer run.
     """
-    if getattr(_FRAME, "depth", 0) > 0:
+    if navigation.in_app():
         return
-    from dashboards.app import main
-
-    main()
+    navigation.run_app()
     st.stop()
 
 
@@ -85,8 +69,22 @@ def url_drop(*keys: str) -> None:
             del st.query_params[key]
 
 
-def _seed(key: str, options: Sequence[T], default: T | None) -> None:
-    """Put a valid value under the widget key before the widget is created."""
+def url_notice(key: str, raw: str, shown: Any, valid: str, where: Any = None) -> None:
+    """Say that the URL's value of ``key`` cannot be shown and what is shown instead
+    (never fall back silently: a shared link must not look like it was honoured)."""
+    (where or st).warning(f"The link asks for {key} = `{raw}`, which is not available "
+                          f"here ({valid}); showing `{_tok(shown)}` instead.",
+                          icon=":material/link_off:")
+
+
+def _valid_text(toks: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(toks[:limit]) + (", ..." if len(toks) > limit else "")
+    return f"valid: {shown}"
+
+
+def _seed(key: str, options: Sequence[T], default: T | None, where: Any = None) -> None:
+    """Put a valid value under the widget key before the widget is created; a URL value
+    that is not an option is reported (:func:`url_notice`)."""
     wkey = f"qp_{key}"
     current = st.session_state.get(wkey, None)
     if wkey in st.session_state and current in options:
@@ -95,20 +93,24 @@ def _seed(key: str, options: Sequence[T], default: T | None) -> None:
     raw = url_get(key)
     if raw is not None and raw in toks:
         st.session_state[wkey] = options[toks.index(raw)]
-    elif default is not None and default in options:
+        return
+    if default is not None and default in options:
         st.session_state[wkey] = default
     else:
         st.session_state[wkey] = options[0]
+    if raw is not None:
+        url_notice(key, raw, st.session_state[wkey], _valid_text(toks), where)
 
 
-def _options(key: str, options: Sequence[T], default: T | None) -> list[T] | None:
+def _options(key: str, options: Sequence[T], default: T | None,
+             where: Any = None) -> list[T] | None:
     """The options of a URL-backed control, its state seeded; None (and ``key`` dropped
     from the URL) when there are none."""
     opts = list(options)
     if not opts:
         url_drop(key)
         return None
-    _seed(key, opts, default)
+    _seed(key, opts, default, where)
     return opts
 
 
@@ -116,7 +118,7 @@ def select(label: str, options: Sequence[T], key: str, *, default: T | None = No
            format_func: Callable[[Any], str] = str, where: Any = None,
            help: str | None = None) -> T | None:
     """A selectbox whose value lives in query parameter ``key`` (None: no options)."""
-    opts = _options(key, options, default)
+    opts = _options(key, options, default, where)
     if opts is None:
         return None
     box = (where or st).selectbox(label, opts, key=f"qp_{key}", format_func=format_func,
@@ -149,7 +151,7 @@ def radio(label: str, options: Sequence[T], key: str, *, default: T | None = Non
           format_func: Callable[[Any], str] = str, where: Any = None,
           horizontal: bool = True, help: str | None = None) -> T | None:
     """Radio buttons backed by query parameter ``key``."""
-    opts = _options(key, options, default)
+    opts = _options(key, options, default, where)
     if opts is None:
         return None
     value = (where or st).radio(label, opts, key=f"qp_{key}", format_func=format_func,
@@ -162,7 +164,7 @@ def select_slider(label: str, options: Sequence[T], key: str, *, default: T | No
                   format_func: Callable[[Any], str] = str, where: Any = None,
                   help: str | None = None) -> T | None:
     """A select slider (e.g. layers, percentiles) backed by query parameter ``key``."""
-    opts = _options(key, options, default)
+    opts = _options(key, options, default, where)
     if opts is None:
         return None
     if len(opts) == 1:
@@ -184,8 +186,11 @@ def slider(label: str, lo: float, hi: float, key: str, *, default: float, step: 
         try:
             value = float(raw) if raw is not None else default
         except ValueError:
-            value = default
-        st.session_state[wkey] = value if lo <= value <= hi else default
+            value = float("nan")
+        ok = lo <= value <= hi
+        st.session_state[wkey] = value if ok else default
+        if raw is not None and not ok:
+            url_notice(key, raw, default, f"a number from {lo:g} to {hi:g}", where)
     value = (where or st).slider(label, lo, hi, key=wkey, step=step, help=help)
     url_set(key, round(float(value), 4))
     return float(value)
@@ -200,8 +205,12 @@ def int_slider(label: str, lo: int, hi: int, key: str, *, default: int, where: A
         try:
             value = int(raw) if raw is not None else default
         except ValueError:
-            value = default
-        st.session_state[wkey] = value if lo <= value <= hi else min(max(default, lo), hi)
+            value = lo - 1
+        fallback = min(max(default, lo), hi)
+        ok = lo <= value <= hi
+        st.session_state[wkey] = value if ok else fallback
+        if raw is not None and not ok:
+            url_notice(key, raw, fallback, f"a whole number from {lo} to {hi}", where)
     if lo == hi:
         url_set(key, lo)
         return lo
@@ -217,6 +226,8 @@ def toggle(label: str, key: str, *, default: bool, where: Any = None,
     if wkey not in st.session_state:
         raw = url_get(key)
         st.session_state[wkey] = default if raw not in ("0", "1") else raw == "1"
+        if raw is not None and raw not in ("0", "1"):
+            url_notice(key, raw, default, "1 or 0", where)
     value = bool((where or st).toggle(label, key=wkey, help=help))
     url_set(key, value)
     return value
@@ -248,6 +259,10 @@ def multiselect(label: str, options: Sequence[T], key: str, *, default: Sequence
         raw = url_get(key)
         if raw is not None:
             chosen = [opts[toks.index(t)] for t in raw.split(",") if t in toks]
+            unknown = [t for t in raw.split(",") if t and t not in toks]
+            if unknown:
+                url_notice(key, ",".join(unknown), ",".join(_tok(c) for c in chosen) or "none",
+                           _valid_text(toks), where)
         else:
             chosen = [d for d in default if d in opts]
         st.session_state[wkey] = chosen[:max_selections] if max_selections else chosen
@@ -309,6 +324,18 @@ def fmt(value: Any, digits: int = 3) -> str:
     if v != v:  # NaN
         return "n/a"
     return f"{v:.{digits}f}"
+
+
+def p_value_text(column: str) -> pl.Expr:
+    """A p-value column as text for tables: ``3.20e-05``, or ``—`` where there is no
+    test (never the word "None")."""
+    col = pl.col(column)
+    return (pl.when(col.is_null() | col.is_nan()).then(pl.lit(NO_VALUE))
+            .otherwise(col.map_elements(lambda v: f"{v:.2e}", return_dtype=pl.String))
+            .alias(column))
+
+
+NO_VALUE = "—"
 
 
 # --------------------------------------------------------------------------- messages

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from ingest.common import JobResult, last_manifest
+from ingest.common import JobResult, last_manifest, refuse_emptying
 from ssl_wc.data import wikichurches as wc
+from ssl_wc.data.errors import InputError
 from ssl_wc.lake.runs import Run
 from ssl_wc.paths import WarehousePaths
 
@@ -35,12 +36,15 @@ def ingest_annotations(warehouse: WarehousePaths, building_parts: Path,
                        synthetic: bool = False) -> JobResult:
     """Parse and validate the files, then write every annotation table in one run.
 
-    In strict mode any error refuses the whole input and the warehouse is untouched.
+    In strict mode any error refuses the whole input and the warehouse is untouched. In
+    non-strict mode bad images are skipped and recorded (a partial run), but a file in
+    which no image is valid never replaces annotations that hold images, unless
+    ``force`` (:class:`ssl_wc.options.Refused`).
     """
     building_parts = Path(building_parts)
     for p in (building_parts, style_names, churches):
         if p is not None and not Path(p).is_file():
-            raise FileNotFoundError(f"{p}: no such file")
+            raise InputError(p, "file", "not a file" if Path(p).exists() else "no such file")
     digest = _input_hash([building_parts, style_names, churches], strict)
     prev = last_manifest(warehouse, "annotations")
     if not force and prev is not None and prev.get("summary", {}).get("input_hash") == digest:
@@ -52,6 +56,9 @@ def ingest_annotations(warehouse: WarehousePaths, building_parts: Path,
     styles = (wc.parse_style_names(style_names) if style_names is not None
               else wc.default_styles())
     church_table = wc.parse_churches(churches) if churches is not None else None
+    refuse_emptying(warehouse, "ann_images", SNAPSHOT, parsed.n_images, force=force,
+                    why=f"no image of {building_parts} is valid"
+                        + (f" (first problem: {parsed.errors[0]})" if parsed.errors else ""))
     config = {"building_parts": str(building_parts.resolve()),
               "style_names": str(style_names) if style_names else None,
               "churches": str(churches) if churches else None, "strict": strict}
@@ -84,6 +91,7 @@ def ingest_annotations(warehouse: WarehousePaths, building_parts: Path,
                               n_boxes=parsed.n_boxes, n_clamped=parsed.n_clamped,
                               synthetic=synthetic)
     return JobResult("annotations", manifest["status"], run.run_id, new=parsed.n_images,
-                     failed=len(run.errors), rows=rows,
+                     failed=len(parsed.skipped_images), rows=rows,
+                     problems=[str(e) for e in getattr(parsed, "errors", ()) or ()],
                      message=f"{parsed.n_images} images, {parsed.n_boxes} boxes, "
                              f"{parsed.n_clamped} clamped")

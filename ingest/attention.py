@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,12 +29,19 @@ import polars as pl
 import pyarrow as pa
 
 from ingest.common import JobResult
+from ingest.model_specs import known_keys, quiet_hf, resolve_spec
+from ssl_wc import options
 from ssl_wc.lake.catalog import read_manifests
 from ssl_wc.lake.runs import Run, code_version, config_hash
+from ssl_wc.options import BadOption, Refused, listing
+from ssl_wc.options import shard as parse_shard
 from ssl_wc.paths import WarehousePaths
 from ssl_wc.warehouse import read_named
 
 ALL_METHODS = ("cls", "rollout", "mean", "map", "gradcam")
+FUSIONS = ("mean", "max", "min")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 @dataclass
@@ -64,18 +72,6 @@ class AttentionJob:
     extra_config: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_shard(shard: str | None) -> tuple[int, int] | None:
-    if not shard:
-        return None
-    try:
-        k, n = (int(x) for x in shard.split("/"))
-    except ValueError:
-        raise ValueError(f"--shard must look like k/N (e.g. 2/4), got {shard!r}") from None
-    if not 1 <= k <= n:
-        raise ValueError(f"--shard {shard}: k must be between 1 and N")
-    return k, n
-
-
 def in_shard(image_id: str, shard: tuple[int, int] | None) -> bool:
     """Stable assignment of an image to one of N shards (sha256, never Python's hash)."""
     if shard is None:
@@ -85,30 +81,120 @@ def in_shard(image_id: str, shard: tuple[int, int] | None) -> bool:
     return h % n == k - 1
 
 
-def resolve_spec(key: str, job: AttentionJob) -> Any:
-    from ssl_wc.models.registry import get_spec, load_user_specs
-
-    if key in job.specs:
-        return job.specs[key]
-    if job.model_config is not None:
-        for s in load_user_specs(job.model_config):
-            if s.key == key:
-                return s
-    return get_spec(key)
-
-
 def methods_for(spec: Any, methods: Sequence[str]) -> list[str]:
     """The requested methods that apply to this architecture."""
     out = []
     for m in methods:
         if m not in ALL_METHODS:
-            raise ValueError(f"unknown method {m!r}; known: {', '.join(ALL_METHODS)}")
+            raise BadOption("methods", m, "unknown method", listing(ALL_METHODS))
         if m == "cls" and not spec.has_cls:
             continue
         if m == "map" and spec.pooled != "map":
             continue
         out.append(m)
     return out
+
+
+def check_options(job: AttentionJob) -> None:
+    """The options of ``job`` that need no model: :class:`BadOption` names the first bad
+    one with its valid values."""
+    if job.batch_size < 1:
+        raise BadOption("batch_size", job.batch_size, "must be at least 1")
+    if not job.methods:
+        raise BadOption("methods", "", "give at least one method", listing(ALL_METHODS))
+    bad = [f for f in job.fuse if f not in FUSIONS]
+    if bad:
+        raise BadOption("fuse", ",".join(bad), "unknown head fusion", listing(FUSIONS))
+    check_device_names(job.device, job.dtype)
+    options.label("variant", job.variant)
+    parse_shard(job.shard)
+    if job.layers is not None and not job.layers:
+        raise BadOption("layers", "", "give at least one layer, or all")
+    if job.heads is not None and not job.heads and not job.fuse:
+        raise BadOption("fuse", "", "with --heads none, store at least one fusion",
+                        listing(FUSIONS))
+    if job.model_config is not None and not Path(job.model_config).is_file():
+        raise BadOption("model_config", job.model_config, "no such file")
+    if not job.models:
+        raise BadOption("models", "", "give at least one model key",
+                        listing(known_keys(job.model_config, job.specs), limit=40))
+
+
+def check_job(wh: WarehousePaths, job: AttentionJob) -> dict[str, Any]:
+    """Every option of ``job`` checked before anything runs; the specs by model key.
+
+    Raises :class:`BadOption` naming the option, the value and the valid values (layers
+    and heads must lie in each model's range: nothing wraps around), or ``SpecError`` for
+    a bad model file.
+    """
+    check_options(job)
+    specs: dict[str, Any] = {}
+    for key in job.models:
+        spec = resolve_spec(wh, key, job.specs, job.model_config)
+        if job.layers is not None:
+            options.in_range("layers", job.layers, 0, spec.num_layers - 1,
+                             f"{spec.key} ({spec.num_layers} blocks)")
+        if job.heads:
+            options.in_range("heads", job.heads, 0, spec.num_heads - 1,
+                             f"{spec.key} ({spec.num_heads} heads)")
+        if not methods_for(spec, job.methods):
+            raise BadOption("methods", ",".join(job.methods), f"none applies to {spec.key}",
+                            listing(methods_for(spec, ALL_METHODS)))
+        specs[key] = spec
+    return specs
+
+
+def check_device_names(device: str, dtype: str) -> None:
+    """``--device`` and ``--dtype`` spelled as one of their values (no torch needed)."""
+    if not DEVICE_RE.fullmatch(device):
+        raise BadOption("device", device, "unknown device", "auto, cpu, cuda, cuda:N, mps")
+    if dtype not in DTYPES:
+        raise BadOption("dtype", dtype, "unknown dtype", listing(DTYPES))
+
+
+def check_device(device: str, dtype: str = "auto") -> Any:
+    """The device choice, or :class:`BadOption` (``--device`` / ``--dtype``) when the
+    value is unknown or the device is not available on this machine."""
+    from ssl_wc.models.device import choose_device
+
+    check_device_names(device, dtype)
+    index = re.fullmatch(r"cuda:(\d+)", device)
+    if index is not None:
+        import torch
+
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if int(index.group(1)) >= n:
+            raise BadOption("device", device, f"not available: this machine has {n} CUDA "
+                            "device(s)", "auto, cpu" + (f", cuda:0..cuda:{n - 1}" if n else ""))
+    try:
+        return choose_device(device, dtype)
+    except (RuntimeError, ValueError) as exc:
+        if dtype != "auto" and "precision" in str(exc):
+            raise BadOption("dtype", dtype, str(exc)) from None
+        raise BadOption("device", device, str(exc), "auto, cpu") from None
+
+
+def select_images(wh: WarehousePaths, job: AttentionJob) -> list[tuple[str, Path]]:
+    """The annotated images with a file that ``job`` covers (its ``--images`` and shard);
+    unknown ids are refused with the valid ones."""
+    images = _image_rows(wh)
+    if not images:
+        raise Refused("the warehouse holds no annotated image with a file: run `ssl-wc "
+                      "ingest annotations building_parts.json` and `ssl-wc ingest images "
+                      "DIR` first")
+    if job.images is not None:
+        have = [i for i, _ in images]
+        unknown = [i for i in dict.fromkeys(job.images) if i not in set(have)]
+        if unknown or not job.images:
+            raise BadOption("images", ",".join(unknown[:5]) + (" ..." if len(unknown) > 5
+                                                              else ""),
+                            "not an annotated image with a file",
+                            listing(sorted(have), limit=8) + " (SELECT image_id FROM "
+                            "images WHERE has_file)")
+        wanted = set(job.images)
+        images = [r for r in images if r[0] in wanted]
+    shard = parse_shard(job.shard)
+    return [r for r in images if in_shard(r[0], shard)]
 
 
 def _image_rows(wh: WarehousePaths) -> list[tuple[str, Path]]:
@@ -137,17 +223,18 @@ def _spec_identity(spec: Any) -> dict[str, Any]:
 
 def ingest_attention(wh: WarehousePaths, job: AttentionJob,
                      echo: Callable[[str], None] | None = None) -> list[JobResult]:
-    """Run every requested model; one run (and one result) per model."""
-    images = _image_rows(wh)
-    if job.images is not None:
-        wanted = set(job.images)
-        images = [r for r in images if r[0] in wanted]
-    shard = parse_shard(job.shard)
-    images = [r for r in images if in_shard(r[0], shard)]
+    """Run every requested model; one run (and one result) per model.
+
+    Every option is checked first (:func:`check_job`, the images, the device): a bad one
+    raises :class:`BadOption` / :class:`Refused` and nothing is written.
+    """
+    specs = check_job(wh, job)
+    images = select_images(wh, job)
+    choice = check_device(job.device, job.dtype)
     results = []
     for key in job.models:
         try:
-            results.append(_ingest_model(wh, job, key, images, echo))
+            results.append(_ingest_model(wh, job, specs[key], choice, images, echo))
         except Exception as exc:
             if job.strict:
                 raise
@@ -165,17 +252,15 @@ def _record_model_failure(wh: WarehousePaths, job: AttentionJob, key: str,
     run.fail(exc)
 
 
-def _ingest_model(wh: WarehousePaths, job: AttentionJob, key: str,
+def _ingest_model(wh: WarehousePaths, job: AttentionJob, spec: Any, choice: Any,
                   images: list[tuple[str, Path]],
                   echo: Callable[[str], None] | None) -> JobResult:
     from ssl_wc.models.preprocess import PreprocessConfig
 
-    spec = resolve_spec(key, job)
     methods = methods_for(spec, job.methods)
     pre = PreprocessConfig.from_spec(spec)
-    n_layers = spec.num_layers
-    layers0 = list(range(n_layers)) if job.layers is None else \
-        sorted({(li % n_layers) for li in job.layers})
+    # in range: check_job refused any layer outside 0..num_layers-1
+    layers0 = list(range(spec.num_layers)) if job.layers is None else sorted(set(job.layers))
     base_cfg = {"model": spec.key, "variant": job.variant, "spec": _spec_identity(spec),
                 "preprocess": pre.to_dict(), "layers": layers0,
                 "heads": "all" if job.heads is None else sorted(job.heads),
@@ -196,10 +281,8 @@ def _ingest_model(wh: WarehousePaths, job: AttentionJob, key: str,
     if not todo:
         return JobResult(name, "skipped", skipped=len(images),
                          message=f"{spec.key}: all {len(images)} images already ingested")
-    from ssl_wc.models.device import choose_device
     from ssl_wc.models.loading import load_model
 
-    choice = choose_device(job.device, job.dtype)
     quiet_hf()
     t_load = time.monotonic()
     if job.model_factory is not None:
@@ -223,21 +306,6 @@ def _ingest_model(wh: WarehousePaths, job: AttentionJob, key: str,
                      rows={"attention_maps": stats["maps"]},
                      message=f"{spec.key}: {stats['images']} images, {stats['maps']} maps "
                              f"({stats['images_per_s']:.1f} img/s on {choice.device})")
-
-
-def quiet_hf() -> None:
-    """No download/loading progress bars from transformers or the hub in our output."""
-    import contextlib
-
-    with contextlib.suppress(Exception):
-        from huggingface_hub.utils import disable_progress_bars
-
-        disable_progress_bars()
-    with contextlib.suppress(Exception):
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
 
 
 def _write_source(run: Run, spec: Any, job: AttentionJob, methods: list[str],
@@ -273,6 +341,41 @@ def _load_images(batch: list[tuple[str, Path]], run: Run,
                 raise
             run.log_error("attention", image_id, f"{path}: cannot read image: {exc}")
     return ids, ims
+
+
+def _drop_non_finite(maps: Any, feats: Any, ids: list[str],
+                     run: Run) -> tuple[Any, Any, int]:
+    """The batch's maps and features without the images that have a NaN or infinite
+    value in any of them, and how many images were dropped. Those are logged per image in
+    ``ingest_errors``; their units are not committed, so a rerun tries them again (the
+    run ends partial, exit 3). Inputs may be None."""
+    bad: dict[int, list[str]] = {}
+    for kind, batch in (("maps", maps), ("features", feats)):
+        if batch is None or len(batch) == 0:
+            continue
+        values = batch.values if kind == "maps" else batch.vectors
+        rows = ~np.isfinite(values).all(axis=1)
+        for i in np.unique(batch.image[rows]).tolist():
+            bad.setdefault(int(i), []).append(kind)
+    if not bad:
+        return maps, feats, 0
+    for i, kinds in sorted(bad.items()):
+        run.log_error("attention", ids[i], "non-finite values (NaN or infinity) in the "
+                      f"{' and '.join(kinds)}; nothing stored for this image (check the "
+                      "model's weights and its mean/std)")
+    drop = np.asarray(sorted(bad), dtype=np.int64)
+    return (None if maps is None else _keep_rows(maps, ~np.isin(maps.image, drop)),
+            None if feats is None else _keep_rows(feats, ~np.isin(feats.image, drop)),
+            len(bad))
+
+
+def _keep_rows(batch: Any, keep: np.ndarray) -> Any:
+    """A copy of a map or feature batch with only the rows in ``keep``."""
+    import dataclasses
+
+    changes = {f.name: getattr(batch, f.name)[keep] for f in dataclasses.fields(batch)
+               if isinstance(getattr(batch, f.name), np.ndarray)}
+    return dataclasses.replace(batch, **changes)
 
 
 def _values_array(values: np.ndarray) -> pa.Array:
@@ -313,8 +416,9 @@ def _stream(run: Run, model: Any, spec: Any, job: AttentionJob, todo: list[tuple
                                 feature_layers=[0, *layers1] if features else None,
                                 classifier=classifier)
             t_fwd += time.monotonic() - t1
-            if methods:
-                mb = res.maps
+            mb, fb, n_bad = _drop_non_finite(res.maps if methods else None,
+                                             res.features if features else None, ids, run)
+            if mb is not None:
                 img_ids = np.asarray(ids, dtype=object)[mb.image]
                 meth = mb.method.astype(str)
                 n = len(mb)
@@ -331,8 +435,7 @@ def _stream(run: Run, model: Any, spec: Any, job: AttentionJob, todo: list[tuple
                               for m, i in zip(meth, img_ids, strict=True)],
                     partition={"model": spec.key})
                 n_maps += n
-            if features and res.features is not None:
-                fb = res.features
+            if fb is not None:
                 img_ids = np.asarray(ids, dtype=object)[fb.image]
                 n = len(fb)
                 run.write("features", {
@@ -344,7 +447,7 @@ def _stream(run: Run, model: Any, spec: Any, job: AttentionJob, todo: list[tuple
                     "values": _values_array(fb.vectors)},
                     unit_key=[f"{spec.key}|{job.variant}|features|{i}" for i in img_ids],
                     partition={"model": spec.key})
-            n_img += len(ids)
+            n_img += len(ids) - n_bad
             progress.advance(len(batch))
     finally:
         progress.close()

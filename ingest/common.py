@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ssl_wc.lake.catalog import LakeState, read_manifests
+from ssl_wc.lake.runs import Run
+from ssl_wc.options import Refused
 from ssl_wc.paths import WarehousePaths
 
 
@@ -22,6 +24,8 @@ class JobResult:
     rows: dict[str, int] = field(default_factory=dict)
     message: str = ""
     seconds: float = 0.0
+    #: per-item problems recorded in ``ingest_errors`` (the CLI shows the first few)
+    problems: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         return (f"{self.job}: {self.status} (new {self.new}, skipped {self.skipped}, "
@@ -65,3 +69,26 @@ def unchanged_input(wh: WarehousePaths, kind: str, tables: tuple[str, ...], *, f
                                  message=f"{what} unchanged since run {prev['run_id']}")
     return fp, None
 
+
+
+def refuse_emptying(wh: WarehousePaths, table: str, unit: str, n_new: int, *, force: bool,
+                    why: str, state: LakeState | None = None, run: Run | None = None) -> None:
+    """Refuse (:class:`Refused`) a run that would replace the rows of ``table`` that unit
+    ``unit`` holds now with none, unless ``force``: a file that went bad must not wipe
+    good data. ``why`` says what produced no rows; an open ``run`` ends as skipped with
+    the reason (nothing committed)."""
+    if n_new or force:
+        return
+    state = state or read_manifests(wh)
+    rid = state.live.get((table, unit))
+    if rid is None:
+        return
+    manifest = next((m for m in state.manifests if m["run_id"] == rid), {})
+    held = int(manifest.get("row_counts", {}).get(table, 0))
+    if held:
+        msg = (f"refused: {why}, so this run would replace the {held} rows of {table} "
+               f"committed by run {rid} with none; nothing was written (pass --force to "
+               "do it anyway)")
+        if run is not None:
+            run.skip(msg)
+        raise Refused(msg)

@@ -10,27 +10,12 @@ Everything is incremental, so running it again is quick.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from ingest.common import JobResult
+from ingest.model_specs import demo_specs
 from ssl_wc.paths import WarehousePaths
 
 DEMO_METHODS = ("cls", "rollout", "mean", "map", "gradcam")
-TINY: dict[str, Any] = {"grid": 8, "hidden_size": 64, "num_layers": 4, "num_heads": 4}
-
-
-def demo_specs(wh: WarehousePaths) -> dict[str, Any]:
-    """Random-weight tiny replicas of every registered backbone (built once, reused)."""
-    from ingest.attention import quiet_hf
-    from ssl_wc.models.registry import BUILTIN_KEYS, build_random_model
-
-    quiet_hf()
-    specs = {}
-    for key in BUILTIN_KEYS:
-        folder = wh.artifacts / "random_models" / key
-        spec = build_random_model(key, folder, seed=0, **TINY)
-        specs[spec.key] = spec
-    return specs
 
 
 def build_demo(wh: WarehousePaths, *, echo: Callable[[str], None] = print,

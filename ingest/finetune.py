@@ -46,10 +46,13 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.common import JobResult, last_manifest, unchanged_input
+from ingest.common import JobResult, last_manifest, refuse_emptying, unchanged_input
+from ingest.model_specs import quiet_hf, resolve_spec
+from ssl_wc import options
 from ssl_wc.finetune import STRATEGIES
 from ssl_wc.lake.catalog import read_manifests
 from ssl_wc.lake.runs import Run, code_version, config_hash
+from ssl_wc.options import BadOption
 from ssl_wc.paths import WarehousePaths
 from ssl_wc.warehouse import read_named
 
@@ -73,26 +76,10 @@ class FinetuneResult(JobResult):
 # --------------------------------------------------------------------------- helpers
 def resolve_model_spec(wh: WarehousePaths, key: str, specs: Mapping[str, Any] | None = None,
                        model_config: Path | None = None) -> Any:
-    """The spec of ``key``: ``specs`` overrides, the registry, a user model file, or, for
-    ``<key>-random``, the demo's tiny random-weight replica (built once under
-    ``<wh>/artifacts/random_models``)."""
-    from ssl_wc.models.registry import BUILTIN_KEYS, SpecError, get_spec, load_user_specs
-
-    if specs and key in specs:
-        return specs[key]
-    try:
-        return get_spec(key)
-    except SpecError:
-        pass
-    if model_config is not None:
-        for s in load_user_specs(model_config):
-            if s.key == key:
-                return s
-    if key.endswith("-random") and key.removesuffix("-random") in BUILTIN_KEYS:
-        from ingest.demo import demo_specs
-
-        return demo_specs(wh)[key]
-    return get_spec(key)  # raises with the list of known keys
+    """The spec of ``key`` (see :func:`ingest.model_specs.resolve_spec`): ``specs``
+    overrides, a user model file, the registry, or ``<key>-random``, the demo's tiny
+    random-weight replica; :class:`BadOption` (``--model``) when unknown."""
+    return resolve_spec(wh, key, specs, model_config, option="model")
 
 
 def default_inputs(wh: WarehousePaths, images: Path | None,
@@ -156,12 +143,15 @@ def run_finetune(wh: WarehousePaths, model: str, strategy: str, *, epochs: int =
     during training is recorded as a failed run and returned as a ``failed`` result
     (raised with ``strict``).
     """
+    from ingest.attention import check_device
     from ssl_wc.finetune.split import build_split
     from ssl_wc.finetune.train import FinetuneConfig
 
-    if strategy not in STRATEGIES:
-        raise FinetuneInputError(f"unknown strategy {strategy!r}; choose from "
-                                 f"{', '.join(STRATEGIES)}")
+    check_training_options(strategy=strategy, epochs=epochs, batch_size=batch_size,
+                           lr_backbone=lr_backbone, lr_head=lr_head, lora_rank=lora_rank,
+                           lora_alpha=lora_alpha, val_fraction=val_fraction,
+                           num_workers=num_workers, seed=seed)
+    check_device(device, "auto")
     spec = resolve_model_spec(wh, model, specs, model_config)
     images, churches = default_inputs(wh, images, churches)
     annotated = annotated_images(wh)
@@ -200,6 +190,24 @@ def run_finetune(wh: WarehousePaths, model: str, strategy: str, *, epochs: int =
                               message=f"{type(exc).__name__}: {exc}")
 
 
+def check_training_options(*, strategy: str, epochs: int, batch_size: int,
+                           lr_backbone: float | None, lr_head: float, lora_rank: int,
+                           lora_alpha: int, val_fraction: float, num_workers: int,
+                           seed: int) -> None:
+    """Every training option in its valid range (:class:`BadOption` names it)."""
+    if strategy not in STRATEGIES:
+        raise BadOption("strategy", strategy, "unknown strategy", ", ".join(STRATEGIES))
+    for name, value in (("epochs", epochs), ("batch_size", batch_size),
+                        ("lora_rank", lora_rank), ("lora_alpha", lora_alpha)):
+        options.at_least(name, value, 1)
+    options.at_least("num_workers", num_workers, 0)
+    options.at_least("seed", seed, 0)
+    options.positive("lr_head", lr_head)
+    if lr_backbone is not None:
+        options.positive("lr_backbone", lr_backbone)
+    options.open_fraction("val_fraction", val_fraction)
+
+
 def _train_and_commit(wh: WarehousePaths, spec: Any, split: Any, cfg: Any, finetune_id: str,
                       ckpt: Path, rel_ckpt: str, name: str, images: Path, churches: Path,
                       identity: dict[str, Any],
@@ -208,7 +216,6 @@ def _train_and_commit(wh: WarehousePaths, spec: Any, split: Any, cfg: Any, finet
     import torch
     import transformers
 
-    from ingest.attention import quiet_hf
     from ssl_wc.finetune.data import StyleDataset
     from ssl_wc.finetune.train import save_checkpoint, train_classifier, weights_fingerprint
     from ssl_wc.models.device import choose_device
@@ -457,18 +464,24 @@ def paired_variant_values(wh: WarehousePaths) -> pl.DataFrame:
 
 def materialise_variant_deltas(wh: WarehousePaths, *, resamples: int = 10_000, seed: int = 0,
                                force: bool = False) -> JobResult:
-    """Rebuild ``variant_delta_stats`` (snapshot, unit ``*``) when the metrics changed."""
+    """Rebuild ``variant_delta_stats`` (snapshot, unit ``*``) when the metrics changed.
+
+    The run is opened before the computation (its duration covers the work; a crash
+    leaves a failed run). Comparisons that exist are never replaced by none (unless
+    ``force``): :func:`ingest.common.refuse_emptying`.
+    """
     fp, skip = unchanged_input(wh, "variant_deltas", ("metrics_map", "metrics_iou"),
                                force=force, what="metrics", resamples=resamples)
     if skip is not None:
         return skip
-    t0 = time.monotonic()
-    rows = variant_delta_rows(paired_variant_values(wh), resamples=resamples, seed=seed)
     with Run(wh, "variant_deltas", {"resamples": resamples, "seed": seed}) as run:
+        rows = variant_delta_rows(paired_variant_values(wh), resamples=resamples, seed=seed)
+        refuse_emptying(wh, "variant_delta_stats", "*", len(rows), force=force, run=run,
+                        why="no fine-tuned variant has frozen maps to compare with")
         if rows:
             run.write("variant_delta_stats", pa.Table.from_pylist(rows), unit_key="*")
         run.add_units("variant_delta_stats", ["*"])
-        run.commit(input=fp, resamples=resamples, comparisons=len(rows))
+        manifest = run.commit(input=fp, resamples=resamples, comparisons=len(rows))
     return JobResult("variant_deltas", run.status, run.run_id, new=len(rows),
-                     seconds=time.monotonic() - t0,
+                     seconds=manifest["seconds"],
                      message=f"{len(rows)} fine-tuned vs frozen comparisons")

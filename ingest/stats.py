@@ -23,8 +23,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.common import JobResult, unchanged_input
+from ingest.common import JobResult, refuse_emptying, unchanged_input
 from ssl_wc.lake.runs import Run
+from ssl_wc.options import BadOption
 from ssl_wc.paths import WarehousePaths
 from ssl_wc.stats.bootstrap import paired_bootstrap_ci
 from ssl_wc.stats.multiple import benjamini_hochberg, bonferroni, holm
@@ -37,10 +38,18 @@ COMPARED_METRICS = ("iou", "coverage", "pointing_t0", "pointing_t15", "topk_poin
                     "relevance_rank_acc", "mse", "kl", "emd", "iou_over_max")
 
 
+MIN_RESAMPLES = 100
+
+
 def materialise_stats(wh: WarehousePaths, *, probe: bool = True, force: bool = False,
                       resamples: int = 10_000) -> list[JobResult]:
+    """Model comparisons, fine-tuned-vs-frozen deltas and (``probe``) the linear probe;
+    one result each. ``resamples`` (bootstrap) must be at least ``MIN_RESAMPLES``."""
     from ingest.finetune import materialise_variant_deltas
 
+    if resamples < MIN_RESAMPLES:
+        raise BadOption("resamples", resamples, f"must be at least {MIN_RESAMPLES} for a "
+                        "95 % bootstrap interval")
     out = [materialise_comparisons(wh, force=force, resamples=resamples)]
     out.append(materialise_variant_deltas(wh, resamples=resamples, force=force))
     if probe:
@@ -50,31 +59,44 @@ def materialise_stats(wh: WarehousePaths, *, probe: bool = True, force: bool = F
 
 def materialise_comparisons(wh: WarehousePaths, *, force: bool = False,
                             resamples: int = 10_000) -> JobResult:
+    """Rebuild ``model_comparisons`` when the metrics changed (see the module docstring).
+
+    The run is opened before the computation, so its duration covers the work and a
+    crash during it leaves a failed run with its error.
+    """
     fp, skip = unchanged_input(wh, "stats", ("metrics_map", "metrics_iou"), force=force,
-                               what="metrics")
+                               what="metrics", resamples=resamples)
     if skip is not None:
         return skip
-    df = read_named(wh, "job_comparison_values", {"metrics": list(COMPARED_METRICS)})
-    rows: list[dict[str, Any]] = []
-    if df.height:
-        means = df.group_by(["model", "variant", "method", "layer", "protocol_hash", "metric",
-                             "percentile", "direction"]).agg(pl.col("value").mean())
-        for (phash, metric, pct, variant), grp in df.group_by(
-                ["protocol_hash", "metric", "percentile", "variant"]):
-            sub = means.filter((pl.col("protocol_hash") == phash) & (pl.col("metric") == metric)
-                               & (pl.col("percentile") == pct) & (pl.col("variant") == variant))
-            lower = (sub["direction"][0] if sub.height else "higher") == "lower"
-            for rule in ("best_layer", "last_layer"):
-                chosen = _choose_layers(sub, rule, lower)
-                rows += _compare_family(grp, chosen, str(metric), int(pct), rule,
-                                        str(variant), resamples)
     with Run(wh, "stats", {"resamples": resamples, "metrics": COMPARED_METRICS}) as run:
+        rows = _comparison_rows(wh, resamples)
+        refuse_emptying(wh, "model_comparisons", "*", len(rows), force=force, run=run,
+                        why="no pair of models has paired metric values")
         if rows:
             run.write("model_comparisons", pa.Table.from_pylist(rows), unit_key="*")
         run.add_units("model_comparisons", ["*"])
-        run.commit(input=fp, comparisons=len(rows))
+        manifest = run.commit(input=fp, comparisons=len(rows), resamples=resamples)
     return JobResult("stats", run.status, run.run_id, new=len(rows),
-                     message=f"{len(rows)} paired comparisons")
+                     seconds=manifest["seconds"], message=f"{len(rows)} paired comparisons")
+
+
+def _comparison_rows(wh: WarehousePaths, resamples: int) -> list[dict[str, Any]]:
+    df = read_named(wh, "job_comparison_values", {"metrics": list(COMPARED_METRICS)})
+    rows: list[dict[str, Any]] = []
+    if not df.height:
+        return rows
+    means = df.group_by(["model", "variant", "method", "layer", "protocol_hash", "metric",
+                         "percentile", "direction"]).agg(pl.col("value").mean())
+    for (phash, metric, pct, variant), grp in df.group_by(
+            ["protocol_hash", "metric", "percentile", "variant"]):
+        sub = means.filter((pl.col("protocol_hash") == phash) & (pl.col("metric") == metric)
+                           & (pl.col("percentile") == pct) & (pl.col("variant") == variant))
+        lower = (sub["direction"][0] if sub.height else "higher") == "lower"
+        for rule in ("best_layer", "last_layer"):
+            chosen = _choose_layers(sub, rule, lower)
+            rows += _compare_family(grp, chosen, str(metric), int(pct), rule,
+                                    str(variant), resamples)
+    return rows
 
 
 def _choose_layers(sub: pl.DataFrame, rule: str, lower: bool) -> dict[str, tuple[int, str]]:
@@ -143,43 +165,58 @@ def _compare_family(grp: pl.DataFrame, chosen: dict[str, tuple[int, str]], metri
 
 def materialise_probe(wh: WarehousePaths, *, force: bool = False, seed: int = 0,
                       max_splits: int = 5) -> JobResult:
-    """Linear probe on stored features of the annotated images (first listed style)."""
+    """Linear probe on stored features of the annotated images (first listed style).
+
+    ``max_splits`` (``--folds``) must be at least 2. The run is opened before the
+    computation (durations cover the work; a crash leaves a failed run).
+    """
     from ssl_wc.stats.probe import linear_probe
 
+    if max_splits < 2:
+        raise BadOption("folds", max_splits, "must be at least 2 (stratified k-fold)")
     fp, skip = unchanged_input(wh, "probe", ("features", "ann_images"), force=force,
-                               what="features")
+                               what="features", max_splits=max_splits)
     if skip is not None:
         return skip
-    df = read_named(wh, "job_probe_features", {"styles": list(STUDY_STYLES)})
-    rows: list[dict[str, Any]] = []
-    skipped: list[str] = []
-    for (model, variant, kind, layer), g in df.group_by(["model", "variant", "kind", "layer"],
-                                                         maintain_order=True):
-        y = np.asarray(g["primary_style"].to_list())
-        _, counts = np.unique(y, return_counts=True)
-        k = int(min(max_splits, counts.min())) if counts.size >= 2 else 0
-        if k < 2:
-            skipped.append(f"{model}/{kind}/{layer}")
-            continue
-        x = np.stack([np.asarray(v, dtype=np.float64) for v in g["values"].to_list()])
-        res = linear_probe(x, y, n_splits=k, seed=seed)
-        labels = [str(v) for v in res.labels]
-        rows.append({
-            "model": model, "variant": variant, "layer": layer, "feature_kind": kind,
-            "label_rule": "first listed style, 4 study styles", "n_images": int(y.size),
-            "n_folds": k, "seed": seed, "accuracy": res.accuracy,
-            "accuracy_sd": float(np.std(res.fold_accuracy, ddof=1)) if k > 1 else None,
-            "macro_f1": res.macro_f1,
-            "per_class_json": json.dumps({STUDY_STYLES.get(c, c): v for c, v in
-                                          zip(labels, res.per_class_accuracy.values(),
-                                              strict=True)}),
-            "confusion_json": json.dumps(np.asarray(res.confusion).tolist()),
-            "classes_json": json.dumps([STUDY_STYLES.get(c, c) for c in labels])})
     with Run(wh, "probe", {"seed": seed, "max_splits": max_splits}) as run:
+        df = read_named(wh, "job_probe_features", {"styles": list(STUDY_STYLES)})
+        rows: list[dict[str, Any]] = []
+        skipped: list[str] = []
+        for (model, variant, kind, layer), g in df.group_by(
+                ["model", "variant", "kind", "layer"], maintain_order=True):
+            y = np.asarray(g["primary_style"].to_list())
+            _, counts = np.unique(y, return_counts=True)
+            k = int(min(max_splits, counts.min())) if counts.size >= 2 else 0
+            if k < 2:
+                skipped.append(f"{model}/{kind}/{layer}")
+                continue
+            x = np.stack([np.asarray(v, dtype=np.float64) for v in g["values"].to_list()])
+            rows.append(_probe_row(linear_probe(x, y, n_splits=k, seed=seed), model, variant,
+                                   layer, kind, int(y.size), k, seed))
+        refuse_emptying(wh, "probe_results", "*", len(rows), force=force, run=run,
+                        why="no model has features of two styles with enough images")
         if rows:
             run.write("probe_results", pa.Table.from_pylist(rows), unit_key="*")
         run.add_units("probe_results", ["*"])
-        run.commit(input=fp, probes=len(rows), skipped=skipped[:20])
+        manifest = run.commit(input=fp, probes=len(rows), skipped=skipped[:20],
+                              max_splits=max_splits)
     return JobResult("probe", run.status, run.run_id, new=len(rows),
+                     seconds=manifest["seconds"],
                      message=f"{len(rows)} probes" + (f", {len(skipped)} skipped (too few "
                                                       "images per class)" if skipped else ""))
+
+
+def _probe_row(res: Any, model: str, variant: str, layer: int, kind: str, n_images: int,
+               k: int, seed: int) -> dict[str, Any]:
+    labels = [str(v) for v in res.labels]
+    return {
+        "model": model, "variant": variant, "layer": layer, "feature_kind": kind,
+        "label_rule": "first listed style, 4 study styles", "n_images": n_images,
+        "n_folds": k, "seed": seed, "accuracy": res.accuracy,
+        "accuracy_sd": float(np.std(res.fold_accuracy, ddof=1)) if k > 1 else None,
+        "macro_f1": res.macro_f1,
+        "per_class_json": json.dumps({STUDY_STYLES.get(c, c): v for c, v in
+                                      zip(labels, res.per_class_accuracy.values(),
+                                          strict=True)}),
+        "confusion_json": json.dumps(np.asarray(res.confusion).tolist()),
+        "classes_json": json.dumps([STUDY_STYLES.get(c, c) for c in labels])}

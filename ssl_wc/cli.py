@@ -3,16 +3,38 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
+from ssl_wc import options
+from ssl_wc.options import BadOption
 from ssl_wc.paths import ENV_VAR, WarehousePaths
 
+
+class _RefusingGroup(TyperGroup):
+    """The root command: a refusal raised by any command (a bad option, a bad input file,
+    a refused run) ends it with one ``error:`` line and exit 2, however the app is
+    invoked (``main()``, a test runner)."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            text = refusal_text(exc)
+            if text is None:
+                raise
+            typer.secho(f"error: {text}", fg="red", err=True)
+            raise typer.Exit(EXIT_USAGE) from None
+
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  cls=_RefusingGroup,
                   help="ssl-wc: do self-supervised vision models look where experts look?")
 ingest_app = typer.Typer(no_args_is_help=True, help="Load data into the warehouse.")
 models_app = typer.Typer(no_args_is_help=True, help="The model registry.")
@@ -43,13 +65,17 @@ def main_options(
         "--warehouse", "-w", envvar=ENV_VAR,
         help="Warehouse folder (default ./warehouse).")] = None,
 ) -> None:
-    STATE.warehouse = WarehousePaths.of(warehouse)
-    if ctx.invoked_subcommand != "check" and STATE.warehouse.manifests.exists():
+    wh = WarehousePaths.of(warehouse)
+    if wh.root.exists() and not wh.root.is_dir():
+        raise BadOption("warehouse", warehouse, "is a file, not a folder",
+                        "a warehouse folder (created when missing)")
+    STATE.warehouse = wh
+    if ctx.invoked_subcommand != "check" and wh.manifests.exists():
         # commit visibility: a catalog older than the committed runs (a job killed
         # after its commit point) or showing a dead run as running is rebuilt first
         from ssl_wc.warehouse import ensure_catalog
 
-        ensure_catalog(STATE.warehouse)
+        ensure_catalog(wh)
 
 
 def fail(msg: str, code: int = EXIT_FAILED) -> None:
@@ -93,40 +119,49 @@ def ingest_annotations_cmd(
     style_names: Annotated[Path | None, typer.Option(help="style_names.txt")] = None,
     churches: Annotated[Path | None, typer.Option(help="churches.json")] = None,
     strict: Annotated[bool, typer.Option(
-        help="Refuse the whole file on any error (default); --no-strict skips bad images."
-    )] = True,
+        help="Refuse the whole file on any error (default); --no-strict skips bad images "
+             "(exit 3).")] = True,
     force: Annotated[bool, typer.Option(
-        help="Re-ingest even if the inputs are unchanged.")] = False,
+        help="Re-ingest even if the inputs are unchanged; replace annotations even when no "
+             "image is valid.")] = False,
 ) -> None:
-    """Parse WikiChurches annotations (feature ontology, images, boxes, styles)."""
-    from ingest.annotations import ingest_annotations
-    from ssl_wc.data.errors import InputError, InputErrors
+    """Parse WikiChurches annotations (feature ontology, images, boxes, styles).
 
-    try:
-        res = ingest_annotations(STATE.warehouse, path, style_names, churches, strict=strict,
-                                 force=force)
-    except (InputError, InputErrors, FileNotFoundError) as exc:
-        fail(f"{exc}\nnothing was written; the warehouse is unchanged.")
-    echo_result(res)
+    Exit: 0 ok, 3 partial (--no-strict skipped bad images), 2 refused (bad file; nothing
+    written).
+    """
+    from ingest.annotations import ingest_annotations
+
+    _finish([ingest_annotations(STATE.warehouse, path, style_names, churches, strict=strict,
+                                force=force)])
 
 
 @ingest_app.command("images")
 def ingest_images_cmd(
     folder: Annotated[Path, typer.Argument(help="Folder of image files")],
-    strict: Annotated[bool, typer.Option(help="Fail on the first unreadable image.")] = False,
-    force: Annotated[bool, typer.Option(help="Rescan even if unchanged.")] = False,
+    strict: Annotated[bool, typer.Option(help="Refuse the scan on the first unreadable "
+                                              "image.")] = False,
+    force: Annotated[bool, typer.Option(help="Rescan even if unchanged; record a folder "
+                                             "that holds no readable image.")] = False,
+    max_image_mb: Annotated[float, typer.Option(
+        help="Refuse image files larger than this (MiB), before reading them.")] = 100.0,
+    max_image_megapixels: Annotated[float, typer.Option(
+        help="Refuse images with more pixels than this (millions), before decoding.")]
+        = 100.0,
 ) -> None:
-    """Record every image file: id, path, width, height, sha256."""
-    from ingest.images import ingest_images
-    from ssl_wc.data.errors import InputError, InputErrors
+    """Record every image file: id, path, width, height, sha256.
 
-    try:
-        res = ingest_images(STATE.warehouse, folder, strict=strict, force=force)
-    except (InputError, InputErrors, FileNotFoundError) as exc:
-        fail(f"{exc}\nnothing was written; the warehouse is unchanged.")
-    echo_result(res)
-    if res.status == "partial":
-        raise typer.Exit(EXIT_PARTIAL)
+    Exit: 0 ok, 3 partial (unreadable files recorded in ingest_errors), 2 refused.
+    """
+    from ingest.images import ingest_images
+    from ssl_wc.data.imagefiles import ImageLimits
+
+    options.positive("max_image_mb", max_image_mb)
+    options.positive("max_image_megapixels", max_image_megapixels)
+    limits = ImageLimits(max_bytes=int(max_image_mb * 2**20),
+                         max_pixels=int(max_image_megapixels * 1e6))
+    _finish([ingest_images(STATE.warehouse, folder, strict=strict, force=force,
+                           limits=limits)])
 
 
 @ingest_app.command("attention")
@@ -150,28 +185,43 @@ def ingest_attention_cmd(
     force: Annotated[bool, typer.Option(help="Recompute what is already committed.")] = False,
     strict: Annotated[bool, typer.Option(help="Fail on the first bad image or model.")] = False,
 ) -> None:
-    """Run backbones over the annotated images; write maps and features to the lake."""
-    from ingest.attention import AttentionJob, ingest_attention
+    """Run backbones over the annotated images; write maps and features to the lake.
 
-    def ints(v: str) -> list[int] | None:
-        return None if v == "all" else [int(x) for x in v.split(",") if x]
+    Every option is checked before anything runs (exit 2 names the option and the valid
+    values). Exit: 0 ok, 3 partial (failed images recorded in ingest_errors), 1 failed.
+    """
+    from ingest.attention import ALL_METHODS, FUSIONS, AttentionJob, ingest_attention
 
-    job = AttentionJob(models=models.split(","), methods=methods.split(","), layers=ints(layers),
-                       heads=[] if heads == "none" else ints(heads), fuse=fuse.split(","),
+    def ints(option: str, value: str, keywords: tuple[str, ...]) -> list[int] | None:
+        parsed = options.int_list(option, value, keywords)
+        if isinstance(parsed, str):
+            return None if parsed == "all" else []
+        return parsed
+
+    job = AttentionJob(models=options.split_list("models", models),
+                       methods=options.choices("methods", methods, ALL_METHODS),
+                       layers=ints("layers", layers, ("all",)),
+                       heads=ints("heads", heads, ("all", "none")),
+                       fuse=options.choices("fuse", fuse, FUSIONS),
                        batch_size=batch_size, device=device, dtype=dtype, variant=variant,
                        features=features, model_config=model_config, shard=shard,
-                       strict=strict, images=images.split(",") if images else None,
-                       force=force)
-    try:
-        results = ingest_attention(STATE.warehouse, job)
-    except Exception as exc:  # strict mode: the first failure is fatal
-        fail(f"{type(exc).__name__}: {exc}")
-    _finish(results)
+                       strict=strict,
+                       images=options.split_list("images", images) if images is not None
+                       else None, force=force)
+    _finish(ingest_attention(STATE.warehouse, job))
 
 
 def _finish(results: list[Any]) -> None:
+    """Print each job result (and the first problems of partial ones); exit 3 when some
+    items failed, 1 when everything failed."""
     for r in results:
         echo_result(r)
+        problems = list(getattr(r, "problems", []) or [])
+        for line in problems[:MAX_PROBLEMS]:
+            typer.echo(f"  - {line}", err=True)
+        if len(problems) > MAX_PROBLEMS:
+            typer.echo(f"  ... and {len(problems) - MAX_PROBLEMS} more: SELECT * FROM "
+                       f"ingest_errors WHERE run_id = '{r.run_id}'", err=True)
     states = {r.status for r in results}
     if "failed" in states:
         raise typer.Exit(EXIT_PARTIAL if states - {"failed"} else EXIT_FAILED)
@@ -179,12 +229,17 @@ def _finish(results: list[Any]) -> None:
         raise typer.Exit(EXIT_PARTIAL)
 
 
+MAX_PROBLEMS = 5
+
+
 @app.command("metrics")
 def metrics_cmd(
     baselines: Annotated[bool, typer.Option(help="Also score the four baselines.")] = True,
     force: Annotated[bool, typer.Option(help="Rescore everything.")] = False,
-    eval_size: Annotated[int, typer.Option(help="Evaluation resolution (square).")] = 224,
-    random_trials: Annotated[int, typer.Option(help="Trials of the random baseline.")] = 100,
+    eval_size: Annotated[int, typer.Option(
+        min=8, max=2048, help="Evaluation resolution (square), 8..2048 pixels.")] = 224,
+    random_trials: Annotated[int, typer.Option(
+        min=1, max=10_000, help="Trials of the random baseline, 1..10000.")] = 100,
 ) -> None:
     """Score every committed map not yet scored; refresh summaries (bootstrap CIs)."""
     from ingest.metrics import materialise_metrics
@@ -199,7 +254,8 @@ def metrics_cmd(
 def stats_cmd(
     probe: Annotated[bool, typer.Option(help="Also run the linear probe.")] = True,
     force: Annotated[bool, typer.Option(help="Recompute even if metrics are unchanged.")] = False,
-    resamples: Annotated[int, typer.Option(help="Bootstrap resamples.")] = 10_000,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples (at least 100).")]
+        = 10_000,
 ) -> None:
     """Paired model comparisons (t, Wilcoxon, d_z, bootstrap CI, Holm/Bonferroni/BH)."""
     from ingest.stats import materialise_stats
@@ -210,7 +266,7 @@ def stats_cmd(
 @app.command("probe")
 def probe_cmd(
     force: Annotated[bool, typer.Option(help="Recompute even if features are unchanged.")] = False,
-    folds: Annotated[int, typer.Option(help="At most this many folds.")] = 5,
+    folds: Annotated[int, typer.Option(help="At most this many folds (at least 2).")] = 5,
 ) -> None:
     """Linear probe (stratified k-fold, scaler inside folds) on stored features."""
     from ingest.stats import materialise_probe
@@ -257,35 +313,27 @@ def finetune_cmd(
 ) -> None:
     """Fine-tune a backbone on the 4-style task; ingest it as variant <strategy>.
 
-    Annotated images and their churches never enter training. Exit: 0 ok, 3 partial, 1 failed.
+    Annotated images and their churches never enter training. Exit: 0 ok, 3 partial, 1 failed,
+    2 refused (a bad option or input; nothing trained).
     """
     from ingest.attention import ALL_METHODS
     from ingest.finetune import (
-        FinetuneInputError,
         ensure_frozen,
         ingest_variant,
         materialise_variant_deltas,
         run_finetune,
     )
     from ingest.metrics import materialise_metrics
-    from ssl_wc.finetune.split import SplitError
-    from ssl_wc.models.registry import SpecError
 
-    wanted = [m for m in methods.split(",") if m]
-    bad = [m for m in wanted if m not in ALL_METHODS]
-    if bad or not wanted:
-        fail(f"--methods: unknown {bad or methods!r}; choose from {', '.join(ALL_METHODS)}",
-             EXIT_USAGE)
+    wanted = options.choices("methods", methods, ALL_METHODS)
+    options.at_least("extract_batch_size", extract_batch_size, 1)
     wh = STATE.warehouse
-    try:
-        res = run_finetune(wh, model, strategy.value, epochs=epochs, batch_size=batch_size,
-                           lr_backbone=lr_backbone, lr_head=lr_head, lora_rank=lora_rank,
-                           lora_alpha=lora_alpha, seed=seed, val_fraction=val_fraction,
-                           images=images, churches=churches, device=device,
-                           num_workers=num_workers, force=force, model_config=model_config,
-                           echo=typer.echo)
-    except (FinetuneInputError, SplitError, SpecError, ValueError, RuntimeError) as exc:
-        fail(f"{exc}\nnothing was trained; the warehouse is unchanged.")
+    res = run_finetune(wh, model, strategy.value, epochs=epochs, batch_size=batch_size,
+                       lr_backbone=lr_backbone, lr_head=lr_head, lora_rank=lora_rank,
+                       lora_alpha=lora_alpha, seed=seed, val_fraction=val_fraction,
+                       images=images, churches=churches, device=device,
+                       num_workers=num_workers, force=force, model_config=model_config,
+                       echo=typer.echo)
     results: list[Any] = [res]
     if ingest and res.status in ("committed", "skipped"):
         # incremental: frozen maps only for methods that have none, the variant unless
@@ -310,6 +358,8 @@ def models_list_cmd(
 
     from ssl_wc.models.registry import list_specs, load_user_specs
 
+    if model_config is not None and not model_config.is_file():
+        raise BadOption("model_config", model_config, "no such file")
     specs = list_specs() + (load_user_specs(model_config) if model_config else [])
     rows = [{"key": s.key, "hub_id": s.hub_id or s.local_dir, "revision": s.revision or "",
              "architecture": s.architecture, "patch": s.patch_size,
@@ -324,16 +374,59 @@ def models_list_cmd(
 @app.command("leaderboard")
 def leaderboard_cmd(
     metric: Annotated[str, typer.Option(help="Metric name (see metric_catalogue).")] = "iou",
-    percentile: Annotated[int, typer.Option(help="Percentile for IoU-type metrics.")] = 90,
+    percentile: Annotated[int | None, typer.Option(
+        help="Percentile of IoU-type metrics (default 90); not for threshold-free "
+             "metrics.")] = None,
     fmt: Annotated[Fmt, typer.Option("--format", "-f")] = Fmt.table,
 ) -> None:
-    """Best layer per model under its default method, baselines included."""
-    from ssl_wc import query
-    from ssl_wc.sqlfiles import named_query
+    """Best layer per model under its default method, baselines included (frozen
+    variant). Flags synthetic annotations and random-weight models, as the dashboards do."""
+    from ssl_wc.warehouse import read_named
 
-    df = query(named_query("leaderboard_cli"), {"metric": metric, "pct": percentile},
-               warehouse=str(STATE.warehouse.root))
+    wh = STATE.warehouse
+    pct = _leaderboard_percentile(read_named(wh, "leaderboard_metrics"), metric, percentile)
+    df = read_named(wh, "leaderboard_cli", {"metric": metric, "pct": pct})
     print_frame(df, fmt)
+    _not_real_warning(read_named(wh, "leaderboard_flags").row(0, named=True))
+
+
+def _leaderboard_percentile(available: Any, metric: str, percentile: int | None) -> int:
+    """The percentile to show for ``metric``; :class:`BadOption` when the metric or the
+    percentile is not in the warehouse's leaderboard (valid values listed)."""
+    if available.height == 0:
+        raise options.Refused("the warehouse has no scored metrics yet: run `ssl-wc "
+                              "metrics` first")
+    metrics = available["metric"].unique(maintain_order=True).to_list()
+    if metric not in metrics:
+        raise BadOption("metric", metric, "not in the leaderboard", options.listing(
+            metrics, limit=40))
+    pcts = [p for p in available.filter(available["metric"] == metric)["percentile"]
+            .to_list() if p is not None]
+    if not pcts:
+        if percentile is not None:
+            raise BadOption("percentile", percentile, f"{metric} is threshold-free: it has "
+                            "no percentile (leave the option out)")
+        return -1
+    chosen = 90 if percentile is None and 90 in pcts else percentile
+    if chosen is None:
+        chosen = pcts[-1]
+    if chosen not in pcts:
+        raise BadOption("percentile", chosen, f"not a percentile of {metric}",
+                        options.listing(pcts))
+    return int(chosen)
+
+
+def _not_real_warning(flags: dict[str, Any]) -> None:
+    """The dashboards' "not real results" note, on stderr (tables stay parseable)."""
+    notes = []
+    if flags.get("synthetic"):
+        notes.append("the annotations are SYNTHETIC (demo data, not WikiChurches)")
+    models = flags.get("random_models") or []
+    if models:
+        notes.append(f"RANDOM weights (no pretrained checkpoint): {', '.join(models)}")
+    if notes:
+        typer.secho("warning: not real results: " + "; ".join(notes) + ".", fg="yellow",
+                    err=True)
 
 
 @app.command("demo")
@@ -342,17 +435,19 @@ def demo_cmd(
     finetune: Annotated[bool, typer.Option(
         help="Also fine-tune a tiny model (3 strategies).")] = True,
 ) -> None:
-    """Build the demo warehouse from the built-in SYNTHETIC data (no server)."""
+    """Build the demo warehouse from the built-in SYNTHETIC data (no server).
+
+    Exit: 0 ok, 3 when a step failed or was partial.
+    """
     from ingest.demo import build_demo
 
     results = build_demo(STATE.warehouse, echo=typer.echo, models=models, finetune=finetune)
     if models:
-        typer.echo("\nleaderboard (IoU@90, best layer under each model's default method; "
-                   "SYNTHETIC data, RANDOM weights):")
+        typer.echo("\nleaderboard (IoU@90, best layer under each model's default method):")
         leaderboard_cmd(metric="iou", percentile=90, fmt=Fmt.table)
     typer.echo(f"\ndemo warehouse ready at {STATE.warehouse.root}; "
                "start the dashboards with `make serve`")
-    if any(r.status == "failed" for r in results):
+    if any(r.status in ("failed", "partial") for r in results):
         raise typer.Exit(EXIT_PARTIAL)
 
 
@@ -567,23 +662,33 @@ def run_cmd(
     2 bad config.
     """
     from ssl_wc.lake.locks import LockHeld
-    from ssl_wc.pipeline import ConfigError, load_config, plan, run_pipeline, validate
+    from ssl_wc.pipeline import (
+        ConfigError,
+        check_config,
+        load_config,
+        plan,
+        run_pipeline,
+        validate,
+    )
 
     try:
         cfg = load_config(config)
         overrides: dict[str, dict[str, Any]] = {}
-        if models:
-            overrides.setdefault("attention", {})["models"] = models.split(",")
-        if methods:
-            overrides.setdefault("attention", {})["methods"] = methods.split(",")
-        if device:
+        if models is not None:
+            overrides.setdefault("attention", {})["models"] = options.split_list("models",
+                                                                                 models)
+        if methods is not None:
+            overrides.setdefault("attention", {})["methods"] = options.split_list("methods",
+                                                                                  methods)
+        if device is not None:
             overrides.setdefault("attention", {})["device"] = device
-        if steps:
-            overrides.setdefault("pipeline", {})["steps"] = steps.split(",")
+        if steps is not None:
+            overrides.setdefault("pipeline", {})["steps"] = options.split_list("steps", steps)
         if overrides:
             validate(overrides, "command-line flags")
             for sec, kv in overrides.items():
                 cfg.sections[sec].update(kv)
+        check_config(STATE.warehouse, cfg, models=not dry_run)
     except ConfigError as exc:
         fail(str(exc), EXIT_USAGE)
     if dry_run:
@@ -623,8 +728,10 @@ def main() -> None:
         raise
     except Exception as exc:
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):  # click usage errors
-            if type(exc).__name__ != "NoArgsIsHelpError":
+            if type(exc).__name__ == "NoArgsIsHelpError":
                 exc.show()
+                sys.exit(0)
+            typer.secho(f"error: {usage_line(exc, sys.argv[1:])}", fg="red", err=True)
             sys.exit(EXIT_USAGE if exc.exit_code else 0)
         if os.environ.get("SSL_WC_DEBUG"):
             raise
@@ -632,6 +739,96 @@ def main() -> None:
         typer.secho("nothing half-written is visible; what was committed before is intact "
                     "(SSL_WC_DEBUG=1 shows the traceback)", err=True)
         sys.exit(EXIT_FAILED)
+
+
+def refusal_text(exc: BaseException) -> str | None:
+    """The message of an error that means "bad input, refused before anything was
+    written" (exit 2): a bad option, a bad input file or model file, a refused run, a
+    missing warehouse. None for anything else."""
+    from ssl_wc.data.errors import InputError, InputErrors
+    from ssl_wc.finetune.split import SplitError
+    from ssl_wc.models.spec import SpecError
+    from ssl_wc.pipeline import ConfigError
+    from ssl_wc.warehouse import WarehouseMissing
+
+    refusals: tuple[type[BaseException], ...] = (
+        BadOption, options.Refused, InputError, SpecError, ConfigError, SplitError,
+        WarehouseMissing)
+    if isinstance(exc, InputErrors):
+        return input_errors_text(exc)
+    if isinstance(exc, refusals):
+        return str(exc)
+    if type(exc).__name__ == "FinetuneInputError":  # ingest.finetune: heavy to import
+        return str(exc)
+    return None
+
+
+def input_errors_text(exc: Any) -> str:
+    """A refused input file: the first problem on the first line (file, place in it,
+    reason), the others indented below."""
+    errors = list(exc.errors)
+    head = f"{errors[0]} ({exc.note}"
+    head += f"; {len(errors) - 1} more problem(s) below)" if len(errors) > 1 else ")"
+    from ssl_wc.data.errors import MAX_LISTED
+
+    rest = [f"  - {e}" for e in errors[1:MAX_LISTED]]
+    if len(errors) > MAX_LISTED:
+        rest.append(f"  ... and {len(errors) - MAX_LISTED} more")
+    return "\n".join([head, *rest])
+
+
+_PYDANTIC_WORDING = (
+    (re.compile(r"Input should be a valid integer.*"), "not a whole number"),
+    (re.compile(r"Input should be a valid number.*"), "not a number"),
+    (re.compile(r"Input should be a valid boolean.*"), "not true/false"),
+    (re.compile(r"Input should be greater than or equal to (\S+)"), r"must be at least \1"),
+    (re.compile(r"Input should be less than or equal to (\S+)"), r"must be at most \1"),
+    (re.compile(r"Input should be greater than (\S+)"), r"must be above \1"),
+    (re.compile(r"Input should be less than (\S+)"), r"must be below \1"),
+)
+
+
+def usage_line(exc: Any, argv: list[str]) -> str:
+    """One line for a command-line parsing error: the option, the value given and what
+    is valid, in plain words (never the parser's internal wording)."""
+    param = getattr(exc, "param", None)
+    message = str(getattr(exc, "message", "") or exc).strip()
+    ctx = getattr(exc, "ctx", None)
+    helper = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+    if param is not None and type(exc).__name__ == "MissingParameter":
+        opts = [o for o in getattr(param, "opts", []) if o.startswith("--")]
+        shown = max(opts, key=len) if opts else str(param.name).upper()
+        return f"{shown}: required{helper}"
+    if param is None or type(exc).__name__ != "BadParameter":
+        if type(exc).__name__ == "UsageError" and "No such command" in message and ctx:
+            names = ", ".join(ctx.command.list_commands(ctx))
+            return f"{message.rstrip('.')}; commands: {names}"
+        return message.rstrip(".") + helper
+    opts = [o for o in getattr(param, "opts", []) if o.startswith("--")] or \
+        [str(getattr(param, "name", "argument")).upper()]
+    name = max(opts, key=len)
+    given = _given_value(getattr(param, "opts", []), argv)
+    text = message.removeprefix("Value error, ").rstrip(".")
+    m = re.fullmatch(r"'(.*)' is not one of (.*)", text)
+    if m:
+        valid = ", ".join(v.strip().strip("'") for v in m.group(2).split(","))
+        return f"{name} {m.group(1)}: unknown value; valid: {valid}"
+    for pattern, plain in _PYDANTIC_WORDING:
+        if pattern.fullmatch(text):
+            text = pattern.sub(plain, text)
+            break
+    return f"{name}{' ' + given if given is not None else ''}: {text}"
+
+
+def _given_value(opts: list[str], argv: list[str]) -> str | None:
+    """The value the user typed for an option (``--x v`` or ``--x=v``), if found."""
+    for i, tok in enumerate(argv):
+        if tok in opts and i + 1 < len(argv):
+            return argv[i + 1]
+        for o in opts:
+            if o.startswith("--") and tok.startswith(o + "="):
+                return tok.split("=", 1)[1]
+    return None
 
 
 if __name__ == "__main__":

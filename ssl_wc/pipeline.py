@@ -187,15 +187,9 @@ def _step_fn(step: str, cfg: PipelineConfig, wh: WarehousePaths,
 
         return lambda: ingest_images(wh, Path(s["folder"]), strict=s["strict"] or strict)
     if step == "attention":
-        from ingest.attention import AttentionJob, ingest_attention
+        from ingest.attention import ingest_attention
 
-        job = AttentionJob(models=s["models"], methods=s["methods"],
-                           layers=None if s["layers"] == "all" else s["layers"],
-                           heads=None if s["heads"] == "all" else s["heads"],
-                           batch_size=s["batch_size"], device=s["device"],
-                           variant=s["variant"], features=s["features"],
-                           model_config=Path(s["model_config"]) if s["model_config"] else None,
-                           shard=s["shard"], strict=strict)
+        job = attention_job(cfg, strict)
         return lambda: ingest_attention(wh, job)
     if step == "metrics":
         if not s["enabled"]:
@@ -210,6 +204,53 @@ def _step_fn(step: str, cfg: PipelineConfig, wh: WarehousePaths,
 
         return lambda: materialise_stats(wh, probe=s["probe"])
     raise ValueError(step)
+
+
+def attention_job(cfg: PipelineConfig, strict: bool = False) -> Any:
+    """The ``[attention]`` section as an :class:`ingest.attention.AttentionJob`."""
+    from ingest.attention import AttentionJob
+
+    s = cfg.sections["attention"]
+    return AttentionJob(models=s["models"], methods=s["methods"],
+                        layers=None if s["layers"] == "all" else s["layers"],
+                        heads=None if s["heads"] == "all" else s["heads"],
+                        batch_size=s["batch_size"], device=s["device"],
+                        variant=s["variant"], features=s["features"],
+                        model_config=Path(s["model_config"]) if s["model_config"] else None,
+                        shard=s["shard"], strict=strict)
+
+
+#: (section, key, what it names) of the paths a config may give
+_PATHS = (("annotations", "path", "file"), ("annotations", "style_names", "file"),
+          ("annotations", "churches", "file"), ("images", "folder", "folder"),
+          ("attention", "model_config", "file"))
+
+
+def check_config(wh: WarehousePaths, cfg: PipelineConfig, *, models: bool = True) -> None:
+    """What a run can check before it starts, as :class:`ConfigError` naming the key:
+    every path of a step that runs exists, and the attention options hold (with
+    ``models``, against each model's layers and heads; the model keys are resolved)."""
+    from ingest.attention import check_job, check_options
+    from ssl_wc.models.spec import SpecError
+    from ssl_wc.options import BadOption
+
+    steps = cfg.get("pipeline", "steps")
+    for section, key, kind in _PATHS:
+        value = cfg.sections[section][key]
+        if section not in steps or value is None:
+            continue
+        ok = Path(value).is_file() if kind == "file" else Path(value).is_dir()
+        if not ok:
+            raise ConfigError(f"{cfg.source}: {section}.{key}: {value}: no such {kind}")
+    if "attention" not in steps:
+        return
+    job = attention_job(cfg)
+    try:
+        check_job(wh, job) if models else check_options(job)
+    except BadOption as exc:
+        raise ConfigError(exc.line(f"{cfg.source}: attention.{exc.option}")) from None
+    except SpecError as exc:
+        raise ConfigError(f"{cfg.source}: attention.model_config: {exc}") from None
 
 
 def run_pipeline(wh: WarehousePaths, cfg: PipelineConfig, *, strict: bool = False,

@@ -221,9 +221,19 @@ def test_image_page_restores_state_from_the_url(wh: BuiltWarehouse) -> None:
     title = charts(at)["overlay"]["layout"]["title"]["text"]
     assert "rollout" in title and "layer 1" in title and "head 0" in title
     assert any(k.startswith("IoU@75") for k in metric_tiles(at))
-    # an invalid value falls back to a valid one instead of failing
-    at2 = run_page("pages/image.py", image=image, model="no-such-model", layer="99")
-    assert_clean(at2)
+    # an invalid value falls back to a valid one, with a notice naming it (never silently)
+    at2 = run_page("pages/image.py", image=image, model="no-such-model", layer="99",
+                   opacity="2.5", boxes="maybe")
+    assert not at2.exception and not at2.error
+    notices = [str(w.value) for w in at2.warning if not str(w.value).startswith("Not real")]
+    for key, raw in (("model", "no-such-model"), ("layer", "99"), ("opacity", "2.5"),
+                     ("boxes", "maybe")):
+        assert any(f"{key} = `{raw}`" in n and "showing" in n for n in notices), (key, notices)
+    assert len(notices) == 4, notices
+    assert at2.selectbox(key="qp_model").value in ("clip", "dinov2", "siglip")
+    # the URL now holds what is shown: a rerun says nothing more
+    at2.run()
+    assert [w for w in at2.warning if not str(w.value).startswith("Not real")] == []
 
 
 def test_image_page_says_what_is_missing(wh: BuiltWarehouse) -> None:

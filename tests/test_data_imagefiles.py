@@ -133,3 +133,84 @@ def test_missing_annotated_images(folder: Path) -> None:
 def test_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="image folder not found"):
         scan_images(tmp_path / "nope")
+
+
+# --------------------------------------------------------------------------- limits, names
+def _png_rows(width: int, height: int, rows: int, interlace: int = 0) -> bytes:
+    """An 8-bit RGB PNG whose (complete) zlib stream holds only ``rows`` rows."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + \
+            struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    head = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, interlace)
+    data = bytes(rows * (1 + 3 * width))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", head) + chunk(b"IDAT", zlib.compress(data))
+            + chunk(b"IEND", b""))
+
+
+def test_png_row_counts_known_answers() -> None:
+    from ssl_wc.data.imagefiles import _png_data_bytes, png_missing_rows
+
+    # 8x8 grey, Adam7 passes 1x1, 1x1, 2x1, 2x2, 4x2, 4x4, 8x4 plus a filter byte per row
+    assert _png_data_bytes(8, 8, 8, 1) == 2 + 2 + 3 + 6 + 10 + 20 + 36
+    assert _png_data_bytes(8, 8, 8, 0) == 8 * 9
+    assert _png_data_bytes(3, 2, 1, 0) == 2 * (1 + 1)  # 1-bit pixels pack into one byte
+    assert _png_data_bytes(1, 1, 24, 1) == 4  # only the first pass has a pixel
+    assert png_missing_rows(_png_rows(10, 6, 6)) is None
+    assert png_missing_rows(_png_rows(10, 6, 2)) == \
+        "62 of 186 bytes of rows; the rest of the image is missing"
+    assert png_missing_rows(b"not a png") is None
+
+
+def test_png_with_missing_rows_is_refused(tmp_path: Path) -> None:
+    """PIL alone accepts it (the rest reads as black); the scan does not."""
+    path = tmp_path / "Q9_wd0.png"
+    path.write_bytes(_png_rows(40, 30, 5))
+    with Image.open(path) as im:
+        im.load()  # no error from PIL
+    with pytest.raises(InputError, match=r"Q9_wd0.png: cannot decode: PNG pixel data ends "
+                                         r"early \(605 of 3,630 bytes"):
+        inspect_image(path)
+    ok = tmp_path / "ok.png"
+    ok.write_bytes(_png_rows(40, 30, 30))
+    assert inspect_image(ok)["height"] == 30
+
+
+def test_byte_and_pixel_limits_refuse_before_reading(tmp_path: Path) -> None:
+    from ssl_wc.data.imagefiles import ImageLimits
+
+    big = tmp_path / "big.jpg"
+    with open(big, "wb") as f:  # sparse: never read
+        f.truncate(3 * 2**30)
+    with pytest.raises(InputError, match=r"3,072.0 MiB is over the 100 MiB limit \(raise it "
+                                         r"with --max-image-mb\)"):
+        inspect_image(big)
+    wide = tmp_path / "wide.png"
+    Image.new("L", (400, 300)).save(wide)
+    with pytest.raises(InputError, match=r"400x300 = 0.1 megapixels is over the 0.1 megapixel "
+                                         r"limit \(raise it with --max-image-megapixels\)"):
+        inspect_image(wide, limits=ImageLimits(max_pixels=100_000))
+    assert inspect_image(wide, limits=ImageLimits(max_pixels=120_000))["width"] == 400
+    scan = scan_images(tmp_path, limits=ImageLimits(max_bytes=10 * 2**20, max_pixels=10**6))
+    assert [r["image_id"] for r in scan.table.to_pylist()] == ["wide.png"]
+    assert [e.image_id for e in scan.errors] == ["big.jpg"]
+    with pytest.raises(ValueError):
+        ImageLimits(max_bytes=0)
+
+
+def test_a_name_that_is_not_utf8_is_one_error_not_an_aborted_scan(tmp_path: Path) -> None:
+    import os
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "Q1_wd0.jpg")
+    bad = os.fsdecode(os.fsencode(tmp_path) + b"/Q2_\xff\xfe.jpg")
+    Image.new("RGB", (8, 8)).save(bad, "JPEG")
+    scan = scan_images(tmp_path)
+    assert scan.table.column("image_id").to_pylist() == ["Q1_wd0.jpg"]
+    (err,) = scan.errors
+    assert err.image_id == "Q2_\\xff\\xfe.jpg" and "not valid UTF-8" in err.reason
+    str(err).encode("utf-8")  # printable and storable as text
+    with pytest.raises(InputErrors, match="not valid UTF-8"):
+        scan_images(tmp_path, strict=True)

@@ -23,6 +23,7 @@ from ingest.metrics import materialise_metrics
 from ssl_wc.finetune import STRATEGIES
 from ssl_wc.metrics.protocol import MetricProtocol
 from ssl_wc.models.registry import build_random_model
+from ssl_wc.options import BadOption
 from ssl_wc.paths import WarehousePaths
 from tests.conftest import query_catalog
 
@@ -195,7 +196,7 @@ def test_missing_inputs_are_refused_before_anything_is_written(tmp_path: Path) -
     wh = WarehousePaths.of(tmp_path / "empty").ensure()
     with pytest.raises(FinetuneInputError, match="images"):
         run_finetune(wh, "dinov2", "lora")
-    with pytest.raises(FinetuneInputError, match="strategy"):
+    with pytest.raises(BadOption, match="--strategy adapter: unknown strategy"):
         run_finetune(wh, "dinov2", "adapter")
 
 
@@ -276,3 +277,30 @@ def test_dashboard_page_without_finetuning_says_what_to_run(
     at = _page(annotated_wh.root, monkeypatch)
     assert not at.error
     assert any("ssl-wc finetune" in str(i.value) for i in at.info)
+
+
+def test_finetune_page_has_one_model_choice_and_p_values_as_text(
+        ft_wh: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Fine-tuning page: one model selector drives curves and deltas; p-value
+    columns are text, '—' where there is no test (the linear probe), never 'None'."""
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SSL_WC_WAREHOUSE", str(ft_wh["wh"].root))
+    app = str(Path(__file__).resolve().parents[1] / "dashboards" / "app.py")
+    at = AppTest.from_file(app, default_timeout=120)
+    at.switch_page("pages/finetune.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    models = [s for s in at.selectbox if "model" in str(s.label).lower()]
+    assert [s.key for s in models] == ["qp_model"]
+    assert models[0].value == ft_wh["spec"].key
+    assert any("Training curves" in str(h.value) for h in at.subheader)
+    tables = [d.value for d in at.dataframe if "p_holm" in d.value.columns]
+    assert tables, "the delta table is shown"
+    table = tables[0]
+    for col in ("p", "p_holm"):
+        values = [str(v) for v in table[col].tolist()]
+        assert "None" not in values and "nan" not in values
+        assert all(v == "—" or "e" in v for v in values), values
+    probe = table[table["strategy"] == "linear_probe"]
+    assert len(probe) and set(probe["p"].tolist()) == {"—"}

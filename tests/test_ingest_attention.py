@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import subprocess
 
 import numpy as np
+import pytest
 
 from ingest.attention import AttentionJob, in_shard, ingest_attention, parse_shard
+from ssl_wc.options import BadOption
 from tests.conftest import ROOT, SSL_WC, cli_env, query_catalog
 
 _q = query_catalog
@@ -92,21 +96,52 @@ def test_sharded_runs_fill_the_same_lake(annotated_wh, tiny_models):
     assert _q(annotated_wh, "SELECT count(DISTINCT run_id) FROM attention_maps") == [(2,)]
 
 
-def test_unknown_model_fails_alone(annotated_wh, tiny_models):
+def test_unknown_model_is_refused_before_anything_runs(annotated_wh, tiny_models):
     specs, _ = tiny_models
-    res = ingest_attention(annotated_wh, _job(specs, models=["nope", "siglip-random"],
-                                              methods=("map",), features=False))
+    runs_before = sorted(annotated_wh.runs.glob("*.json"))
+    with pytest.raises(BadOption, match=r"--models nope: unknown model key; valid: .*"
+                                        r"siglip-random"):
+        ingest_attention(annotated_wh, _job(specs, models=["siglip-random", "nope"],
+                                            methods=("map",), features=False))
+    assert sorted(annotated_wh.runs.glob("*.json")) == runs_before  # not even a failed run
+
+
+def test_a_model_that_cannot_load_fails_alone(annotated_wh, tiny_models, tmp_path):
+    """A model that passes every check but cannot load (weights gone) is a failed run
+    with its error; the other model commits."""
+    specs, _ = tiny_models
+    broken_dir = tmp_path / "no_weights"
+    shutil.copytree(specs["dinov2-random"].local_dir, broken_dir)
+    for f in broken_dir.glob("*.safetensors"):
+        f.unlink()
+    broken = dataclasses.replace(specs["dinov2-random"], key="broken", local_dir=str(broken_dir))
+    res = ingest_attention(annotated_wh, _job({"broken": broken, **specs},
+                                              models=["broken", "siglip-random"],
+                                              methods=("map", "cls"), features=False))
     assert [r.status for r in res] == ["failed", "committed"]
-    assert "unknown model key" in res[0].message
     errs = _q(annotated_wh, "SELECT item, error FROM ingest_errors")
-    assert errs and errs[0][0] == "nope"
+    assert errs and errs[0][0] == "broken"
+
+
+def test_layers_and_heads_outside_the_model_are_refused(annotated_wh, tiny_models):
+    """No wrapping: layer 12 of a 12-block model or head -1 never becomes another one."""
+    specs, _ = tiny_models
+    for kw, match in [({"layers": [12]}, r"--layers 12: out of range for dinov2-random "
+                                         r"\(12 blocks\); valid: 0\.\.11"),
+                      ({"layers": [-1]}, r"--layers -1: out of range"),
+                      ({"heads": [2]}, r"--heads 2: out of range .*valid: 0\.\.1"),
+                      ({"batch_size": 0}, r"--batch-size 0: must be at least 1"),
+                      ({"images": ["nope.jpg"]}, r"--images nope.jpg: not an annotated image")]:
+        with pytest.raises(BadOption, match=match):
+            ingest_attention(annotated_wh, _job(specs, models=["dinov2-random"], **kw))
+    assert not list(annotated_wh.runs.glob("*attention*"))
 
 
 def test_cli_with_a_user_model_file(annotated_wh, tiny_models):
     _, toml = tiny_models
     out = subprocess.run([*SSL_WC, "-w", str(annotated_wh.root), "ingest", "attention",
                           "--models", "siglip-random", "--methods", "map,mean", "--layers",
-                          "-1", "--heads", "none", "--model-config", str(toml), "--device",
+                          "1", "--heads", "none", "--model-config", str(toml), "--device",
                           "cpu", "--images", "Q99100000_wd0.jpg,Q99100001_wd0.jpg"],
                          cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]

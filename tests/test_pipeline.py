@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import textwrap
 
@@ -43,8 +44,25 @@ def test_relative_paths_resolve_against_the_config(tmp_path):
     assert cfg.get("annotations", "path") == str(tmp_path / "data/bp.json")
 
 
-def _write_config(tmp_path, demo, models: str = '["nonexistent-model"]') -> str:
+@pytest.fixture(scope="module")
+def broken_model(tmp_path_factory, tiny_models) -> str:
+    """A user model file whose one entry passes every check but cannot load (its
+    weights are gone): a model that fails at run time."""
+    specs, _ = tiny_models
+    root = tmp_path_factory.mktemp("broken_model")
+    folder = root / "weights_gone"
+    shutil.copytree(specs["siglip-random"].local_dir, folder)
+    for f in folder.glob("*.safetensors"):
+        f.unlink()
+    toml = root / "models.toml"
+    toml.write_text(f'[models.broken]\nsource = "{folder}"\ninput_size = [32, 32]\n')
+    return str(toml)
+
+
+def _write_config(tmp_path, demo, models: str = '["nonexistent-model"]',
+                  model_config: str | None = None) -> str:
     p = tmp_path / "pipeline.toml"
+    extra = f'model_config = "{model_config}"' if model_config else ""
     p.write_text(textwrap.dedent(f"""
         [annotations]
         path = "{demo.building_parts}"
@@ -54,6 +72,7 @@ def _write_config(tmp_path, demo, models: str = '["nonexistent-model"]') -> str:
         folder = "{demo.images}"
         [attention]
         models = {models}
+        {extra}
         [metrics]
         baselines = false
         [stats]
@@ -83,25 +102,35 @@ def test_bad_config_exits_2(tmp_path):
     assert "attention.batch_size" in out.stderr
 
 
-def test_lock_held_exits_4(tmp_path, demo_data):
+def test_unknown_model_is_a_bad_config(tmp_path, demo_data):
+    """Refused before the lock or any step: exit 2 naming the key, nothing written."""
+    wh = tmp_path / "wh"
+    out = _run(wh, "--config", _write_config(tmp_path, demo_data))
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "attention.models nonexistent-model: unknown model key; valid:" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1 and not wh.exists()
+
+
+def test_lock_held_exits_4(tmp_path, demo_data, broken_model):
     wh = tmp_path / "wh"
     (wh / ".locks").mkdir(parents=True)
     with FileLock(wh / ".locks" / "pipeline.lock", label="test holder"):
-        out = _run(wh, "--config", _write_config(tmp_path, demo_data))
+        out = _run(wh, "--config", _write_config(tmp_path, demo_data, '["broken"]',
+                                                 broken_model))
     assert out.returncode == 4
     assert "another" in out.stderr
 
 
-def test_failing_model_gives_partial_run_and_error_view(tmp_path, demo_data):
+def test_failing_model_gives_partial_run_and_error_view(tmp_path, demo_data, broken_model):
     wh = tmp_path / "wh"
-    out = _run(wh, "--config", _write_config(tmp_path, demo_data))
+    config = _write_config(tmp_path, demo_data, '["broken"]', broken_model)
+    out = _run(wh, "--config", config)
     assert out.returncode == 3, out.stdout + out.stderr
     assert "pipeline: partial" in out.stdout
     import ssl_wc
 
     errs = ssl_wc.query("SELECT step, item, error FROM ingest_errors", warehouse=str(wh))
-    assert errs.height == 1 and errs["item"][0] == "nonexistent-model"
-    assert "unknown model key" in errs["error"][0]
+    assert errs.height == 1 and errs["item"][0] == "broken"
     # --strict: the first failure is fatal
-    strict = _run(wh, "--config", _write_config(tmp_path, demo_data), "--strict")
+    strict = _run(wh, "--config", config, "--strict")
     assert strict.returncode == 1

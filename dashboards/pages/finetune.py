@@ -41,8 +41,12 @@ def render() -> None:
     latest = runs.sort("started_at", nulls_last=False).group_by(
         ["model", "strategy"], maintain_order=True).last()
     _accuracy(runs, latest)
-    _curves(latest)
-    _deltas(runs)
+    # one model choice (sidebar) drives the curves, the deltas and the images
+    model = ui.select("Model", sorted(latest["model"].unique().to_list()), "model",
+                      where=st.sidebar, format_func=ui.model_label)
+    assert model is not None
+    _curves(latest, model)
+    _deltas(model)
 
 
 # --------------------------------------------------------------------------- accuracy
@@ -80,16 +84,13 @@ def _accuracy(runs: pl.DataFrame, latest: pl.DataFrame) -> None:
 
 
 # --------------------------------------------------------------------------- curves
-def _curves(latest: pl.DataFrame) -> None:
-    epochs = data.query("dash_finetune_epochs").filter(
-        pl.col("finetune_id").is_in(latest["finetune_id"].to_list()))
-    if epochs.height == 0:
+def _curves(latest: pl.DataFrame, model: str) -> None:
+    mine = data.query("dash_finetune_epochs").filter(
+        pl.col("finetune_id").is_in(latest["finetune_id"].to_list())
+        & (pl.col("model") == model))
+    if mine.height == 0:
         return
-    st.subheader("Training curves")
-    models = sorted(epochs["model"].unique().to_list())
-    model = ui.select("Model (curves)", models, "curve_model", format_func=ui.model_label)
-    assert model is not None
-    mine = epochs.filter(pl.col("model") == model)
+    st.subheader(f"Training curves ({ui.model_label(model)})")
     c1, c2 = st.columns(2)
     for where, what, label in ((c1, "loss", "class-weighted cross-entropy"),
                                (c2, "acc", "accuracy")):
@@ -111,7 +112,7 @@ def _curves(latest: pl.DataFrame) -> None:
 
 
 # --------------------------------------------------------------------------- deltas
-def _deltas(runs: pl.DataFrame) -> None:
+def _deltas(model: str) -> None:
     st.subheader("Change of alignment: fine-tuned minus frozen")
     chosen = ui.metric_summaries()
     if chosen is None:
@@ -120,19 +121,15 @@ def _deltas(runs: pl.DataFrame) -> None:
     side = st.sidebar
     metric, info, pct = ui.metric_and_percentile(infos, metric_where=side, pct_where=side)
     title = info.title(pct)
-    deltas = data.query("dash_variant_deltas", metric=metric, percentile=pct,
-                        protocol=protocol)
-    if deltas.height == 0:
-        trained = ", ".join(sorted(runs["model"].unique().to_list()))
-        ui.missing(f"No fine-tuned maps paired with frozen ones for {trained}: ingest the "
-                   f"variants and score them", "ssl-wc finetune ... --ingest")
+    mine = data.query("dash_variant_deltas", metric=metric, percentile=pct,
+                      protocol=protocol).filter(pl.col("model") == model)
+    if mine.height == 0:
+        ui.missing(f"No fine-tuned maps of {ui.model_label(model)} paired with frozen ones: "
+                   "ingest the variants and score them", "ssl-wc finetune ... --ingest")
         return
-    models = sorted(deltas["model"].unique().to_list())
-    model = ui.select("Model", models, "model", where=side, format_func=ui.model_label)
-    mine = deltas.filter(pl.col("model") == model)
     methods = sorted(mine["method"].unique().to_list())
     method = ui.select("Method", methods, "method", where=side)
-    assert model is not None and method is not None
+    assert method is not None
     sel = mine.filter(pl.col("method") == method)
     lines = {s: sel.filter(pl.col("strategy") == s).select(
         "layer", pl.col("mean_delta").alias("mean"), "ci_low", "ci_high")
@@ -152,7 +149,8 @@ def _deltas(runs: pl.DataFrame) -> None:
     table = sel.with_columns(
         pl.when(pl.col("gain") > 0).then(pl.lit("toward experts"))
         .when(pl.col("gain") < 0).then(pl.lit("away"))
-        .otherwise(pl.lit("unchanged")).alias("direction of change"))
+        .otherwise(pl.lit("unchanged")).alias("direction of change"),
+        *(ui.p_value_text(c) for c in ("p", "p_holm")))
     st.dataframe(
         table.select("strategy", "layer", "n", "mean_frozen", "mean_finetuned", "mean_delta",
                      "ci_low", "ci_high", "d_z", "p", "p_holm", "significant",
@@ -164,8 +162,10 @@ def _deltas(runs: pl.DataFrame) -> None:
             "ci_low": st.column_config.NumberColumn("CI low", format="%+.4f"),
             "ci_high": st.column_config.NumberColumn("CI high", format="%+.4f"),
             "d_z": st.column_config.NumberColumn("d_z", format="%.2f"),
-            "p": st.column_config.NumberColumn("p (t)", format="%.2e"),
-            "p_holm": st.column_config.NumberColumn("p Holm", format="%.2e"),
+            "p": st.column_config.TextColumn(
+                "p (t)", help="paired t-test; — where every difference is zero (no test)"),
+            "p_holm": st.column_config.TextColumn(
+                "p Holm", help="Holm-adjusted over the family below; — where untested"),
             "significant": st.column_config.CheckboxColumn("Holm < 0.05"),
             "family_size": st.column_config.NumberColumn("family", format="%d")})
     fams = sel.filter(pl.col("family").is_not_null()).group_by("strategy").agg(

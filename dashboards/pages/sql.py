@@ -10,7 +10,7 @@ from ssl_wc.sqlguard import QueryRefused
 
 EXAMPLE = """SELECT model, method, layer, round(mean, 4) AS mean_iou_90, n
 FROM layer_progression
-WHERE metric = 'iou' AND percentile = 90 AND head = -1
+WHERE metric = 'iou' AND percentile = 90 AND head = -1 AND variant = 'frozen'
 ORDER BY mean DESC
 LIMIT 20"""
 ROW_LIMIT = 10_000

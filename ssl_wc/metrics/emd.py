@@ -29,7 +29,11 @@ from ssl_wc.metrics.heatmap import axis_weights
 
 _MAX_ITER = 1_000_000
 _POT_NO_TORCH = "POT_BACKEND_DISABLE_PYTORCH"
-_pot_lock = threading.Lock()
+#: Serialises the first import of POT and its compiled solver: threads of
+#: ``score_maps(workers=...)`` that import them at once hit CPython's import deadlock
+#: detection (``_DeadlockError``), and a module half-imported by another thread must
+#: never be returned.
+_pot_lock = threading.RLock()
 
 
 def pot() -> ModuleType:
@@ -40,9 +44,9 @@ def pot() -> ModuleType:
     imported here with POT's documented switch ``POT_BACKEND_DISABLE_PYTORCH`` set for
     the duration of the import only (POT reads it once, at import).
     """
-    if "ot" in sys.modules:
-        return sys.modules["ot"]
     with _pot_lock:
+        if "ot" in sys.modules:
+            return sys.modules["ot"]
         saved = os.environ.get(_POT_NO_TORCH)
         os.environ[_POT_NO_TORCH] = "1"
         try:
@@ -57,10 +61,8 @@ def pot() -> ModuleType:
 @lru_cache(maxsize=1)
 def _fast_solver() -> Callable[..., Any] | None:
     """The compiled network simplex behind ``ot.emd2`` without its per-call checks."""
-    pot()
-    # scoring threads may get here together: one import at a time (two threads
-    # importing the same extension module at once can raise _DeadlockError)
     with _pot_lock:
+        pot()
         try:
             from ot.lp.emd_wrap import emd_c
         except ImportError:  # pragma: no cover - depends on the POT version

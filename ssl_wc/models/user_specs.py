@@ -12,6 +12,7 @@ No torch, no transformers.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -229,6 +230,20 @@ def _check_user_entry(key: str, entry: Mapping[str, Any], where: str) -> None:
             )
 
 
+def _check_normalisation(key: str, name: str, values: list[Any], where: str) -> None:
+    """``mean`` / ``std``: three finite numbers, ``std`` above zero (a zero or NaN here
+    turns every map into NaN)."""
+    if len(values) != 3:
+        raise SpecError(f"{where}: model {key!r}: {name} needs 3 values, got {values!r}")
+    ok = all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+             for v in values)
+    if not ok:
+        raise SpecError(f"{where}: model {key!r}: {name} must be 3 finite numbers, "
+                        f"got {values!r}")
+    if name == "std" and min(values) <= 0:
+        raise SpecError(f"{where}: model {key!r}: std must be above 0, got {values!r}")
+
+
 def user_spec(key: str, entry: Mapping[str, Any], *, where: str = "<dict>") -> ModelSpec:
     """One user entry (a dict as in the TOML/JSON file) to a :class:`ModelSpec`.
 
@@ -270,8 +285,8 @@ def user_spec(key: str, entry: Mapping[str, Any], *, where: str = "<dict>") -> M
     if "pooled" in overrides and "default_method" not in overrides:
         overrides["default_method"] = "map" if overrides["pooled"] == "map" else "cls"
     for name in ("mean", "std"):
-        if name in overrides and len(overrides[name]) != 3:
-            raise SpecError(f"{where}: model {key!r}: {name} needs 3 values")
+        if name in overrides:
+            _check_normalisation(key, name, overrides[name], where)
     return spec_from_hf_config(
         key,
         str(source),
@@ -300,7 +315,13 @@ def load_user_specs(
     specs are added to the registry (an existing key is an error).
     """
     p = Path(path)
-    text = p.read_text()
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{p}: no such model file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise SpecError(f"{p}: cannot read the model file ({reason})") from None
     try:
         doc = tomllib.loads(text) if p.suffix.lower() == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:

@@ -128,21 +128,31 @@ def ingest_attention_cmd(
     variant: Annotated[str, typer.Option(help="Variant label (frozen by default).")] = "frozen",
     model_config: Annotated[Path | None, typer.Option(help="TOML/JSON with extra models.")] = None,
     features: Annotated[bool, typer.Option(help="Also store pooled / mean-patch features.")] = True,
+    patch_tokens: Annotated[str, typer.Option(
+        help="Patch tokens stored (float16): 'last' block, 'all', 'none' or 0-based "
+             "layers, e.g. 5,11 (a CNN: stages).")] = "last",
     force: Annotated[bool, typer.Option(help="Recompute what is already committed.")] = False,
     strict: Annotated[bool, typer.Option(help="Fail on the first bad image or model.")] = False,
 ) -> None:
-    """Run backbones over the annotated images; write maps and features to the lake."""
-    from ingest.attention import AttentionJob, ingest_attention
+    """Run backbones over the annotated images; write maps, features and patch tokens."""
+    from ingest.attention import TOKEN_CHOICES, AttentionJob, ingest_attention
 
     def ints(v: str) -> list[int] | None:
         return None if v == "all" else [int(x) for x in v.split(",") if x]
 
+    tokens: str | list[int] = patch_tokens
+    if patch_tokens not in TOKEN_CHOICES:
+        try:
+            tokens = [int(x) for x in patch_tokens.split(",") if x.strip()]
+        except ValueError:
+            fail(f"--patch-tokens: {patch_tokens!r} is not one of {', '.join(TOKEN_CHOICES)} "
+                 "or comma-separated 0-based layer indices", EXIT_USAGE)
     job = AttentionJob(models=models.split(","), methods=methods.split(","), layers=ints(layers),
                        heads=[] if heads == "none" else ints(heads), fuse=fuse.split(","),
                        batch_size=batch_size, device=device, dtype=dtype, variant=variant,
                        features=features, model_config=model_config, shard=shard,
                        strict=strict, images=images.split(",") if images else None,
-                       force=force)
+                       force=force, patch_tokens=tokens)
     try:
         results = ingest_attention(STATE.warehouse, job)
     except Exception as exc:  # strict mode: the first failure is fatal
@@ -283,23 +293,60 @@ def finetune_cmd(
 @models_app.command("list")
 def models_list_cmd(
     model_config: Annotated[Path | None, typer.Option(
-        help="Also list models from this file.")] = None,
+        help="Also list models from this file (its entries for built-in keys override "
+             "them, e.g. a pinned revision).")] = None,
     fmt: Annotated[Fmt, typer.Option("--format", "-f")] = Fmt.table,
 ) -> None:
-    """The registry: key, hub id, revision, architecture, token layout, preprocessing."""
+    """The registry: key, kind, hub id, revision, architecture, layout, preprocessing.
+
+    ``revision`` is the pinned one, else the commit the warehouse's newest run of the
+    model resolved (``revision_from`` says which: pinned, resolved, or empty when the
+    model floats on ``main`` and has not run here yet).
+    """
     import polars as pl
 
     from ssl_wc.models.registry import list_specs, load_user_specs
 
-    specs = list_specs() + (load_user_specs(model_config) if model_config else [])
-    rows = [{"key": s.key, "hub_id": s.hub_id or s.local_dir, "revision": s.revision or "",
-             "architecture": s.architecture, "patch": s.patch_size,
-             "input": f"{s.input_hw[0]}x{s.input_hw[1]}", "grid": f"{s.grid[0]}x{s.grid[1]}",
-             "cls": s.has_cls, "registers": s.num_registers,
-             "prefix_tokens": s.num_prefix_tokens, "layers": s.num_layers, "heads": s.num_heads,
-             "resize": s.resize_mode, "pooled": s.pooled, "default_method": s.default_method}
-            for s in specs]
+    try:
+        extra = load_user_specs(model_config) if model_config else []
+    except (OSError, ValueError) as exc:
+        fail(f"--model-config: {exc}", EXIT_USAGE)
+    by_key = {s.key: s for s in list_specs()}
+    by_key.update({s.key: s for s in extra})
+    resolved = _resolved_revisions()
+    rows = []
+    for s in by_key.values():
+        pinned = s.revision or ""
+        last = resolved.get(s.key, "")
+        rows.append({
+            "key": s.key, "kind": s.kind, "hub_id": s.hub_id or s.local_dir,
+            "revision": pinned or last,
+            "revision_from": "pinned" if pinned else ("resolved" if last else ""),
+            "architecture": s.architecture, "patch": s.patch_size,
+            "input": "aspect" if s.resize_mode == "aspect" else
+                     f"{s.input_hw[0]}x{s.input_hw[1]}",
+            "grid": f"<= {s.max_num_patches} patches" if s.variable_grid else
+                    f"{s.grid[0]}x{s.grid[1]}",
+            "cls": s.has_cls, "registers": s.num_registers,
+            "prefix_tokens": s.num_prefix_tokens, "layers": s.num_layers,
+            "heads": s.num_heads, "resize": s.resize_mode, "interpolation": s.interpolation,
+            "pooled": s.pooled, "default_method": s.default_method})
     print_frame(pl.DataFrame(rows), fmt)
+
+
+def _resolved_revisions() -> dict[str, str]:
+    """model -> the commit its newest attention run resolved, from the warehouse (empty
+    when there is no warehouse yet)."""
+    from ssl_wc.warehouse import read_named
+
+    wh: WarehousePaths = STATE.warehouse
+    if not wh.catalog.exists() and not wh.manifests.exists():
+        return {}
+    try:
+        df = read_named(wh, "models_resolved_revisions")
+    except Exception:  # an unreadable warehouse must not break listing the registry
+        return {}
+    return {str(m): str(c) for m, c in df.iter_rows() if c}
 
 
 @app.command("leaderboard")

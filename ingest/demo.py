@@ -2,14 +2,16 @@
 
 Generates the synthetic WikiChurches-format dataset under ``<wh>/demo_data``, builds tiny
 RANDOM-WEIGHT replicas of every backbone under ``<wh>/artifacts/random_models`` (model
-keys ``<key>-random``; never results), and runs annotations, images, attention (every
-method, layer and head), metrics with baselines, statistics and the linear probe.
-Everything is incremental, so running it again is quick.
+keys ``<key>-random``; never results: the ViTs, SigLIP 2 NaFlex with a 64-patch budget so
+portrait and landscape facades get 9x7 and 7x9 grids, and ResNet-50 with narrow stages
+and its own 256/224 centre crop), and runs annotations, images, attention (every method,
+layer and head; last-block patch tokens), metrics with baselines, statistics and the
+linear probe. Everything is incremental, so running it again is quick.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ingest.common import JobResult
@@ -19,14 +21,15 @@ DEMO_METHODS = ("cls", "rollout", "mean", "map", "gradcam")
 TINY: dict[str, Any] = {"grid": 8, "hidden_size": 64, "num_layers": 4, "num_heads": 4}
 
 
-def demo_specs(wh: WarehousePaths) -> dict[str, Any]:
-    """Random-weight tiny replicas of every registered backbone (built once, reused)."""
+def demo_specs(wh: WarehousePaths, keys: Sequence[str] | None = None) -> dict[str, Any]:
+    """Random-weight tiny replicas of every built-in backbone (or of ``keys``), rebuilt
+    bit for bit from their seed on every call."""
     from ingest.attention import quiet_hf
     from ssl_wc.models.registry import BUILTIN_KEYS, build_random_model
 
     quiet_hf()
     specs = {}
-    for key in BUILTIN_KEYS:
+    for key in keys if keys is not None else BUILTIN_KEYS:
         folder = wh.artifacts / "random_models" / key
         spec = build_random_model(key, folder, seed=0, **TINY)
         specs[spec.key] = spec
@@ -35,7 +38,8 @@ def demo_specs(wh: WarehousePaths) -> dict[str, Any]:
 
 def build_demo(wh: WarehousePaths, *, echo: Callable[[str], None] = print,
                models: bool = True, random_trials: int = 100,
-               finetune: bool = True) -> list[JobResult]:
+               finetune: bool = True, model_keys: Sequence[str] | None = None) -> list[JobResult]:
+    """The whole demo; ``model_keys`` restricts the replicas (default: every built-in)."""
     from ingest.annotations import ingest_annotations
     from ingest.images import ingest_images
     from ssl_wc.data.demo import DEMO_LABEL, generate_demo
@@ -62,7 +66,7 @@ def build_demo(wh: WarehousePaths, *, echo: Callable[[str], None] = print,
     from ingest.stats import materialise_stats
 
     echo("building tiny RANDOM-WEIGHT replicas of every backbone (keys *-random)")
-    specs = demo_specs(wh)
+    specs = demo_specs(wh, model_keys)
     step(ingest_attention(wh, AttentionJob(models=list(specs), methods=DEMO_METHODS,
                                            fuse=("mean", "max", "min"), specs=specs,
                                            device="cpu", batch_size=16)))

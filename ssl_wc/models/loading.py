@@ -229,8 +229,8 @@ def load_model(
     ``local_files_only``: ``None`` follows ``HF_HUB_OFFLINE``; ``True`` never touches the
     network. Raises :class:`ModelNotAvailable` when the weights cannot be found and
     :class:`ConfigMismatch` when the checkpoint's layout differs from the pinned config.
-    The provenance records the commit transformers loaded (``commit_hash``; None for a
-    local folder).
+    The provenance records the hub commit loaded (``commit_hash``; None for a local
+    folder).
     """
     if isinstance(spec, str):
         spec = get_spec(spec)
@@ -267,7 +267,7 @@ def load_model(
         "kind": spec.kind,
         "source": spec.source,
         "revision": spec.revision,
-        "commit_hash": getattr(loaded.config, "_commit_hash", None),
+        "commit_hash": _loaded_commit(spec),
         "architecture": spec.architecture,
         "load_class": _load_class_name(spec),
         "attn_implementation": impl if isinstance(spec, ModelSpec) else None,
@@ -278,6 +278,17 @@ def load_model(
     }
     return LoadedModel(model=model, spec=spec, device=choice, provenance=provenance,
                        projection=projection)
+
+
+def _loaded_commit(spec: AnySpec) -> str | None:
+    """The hub commit just loaded: the pinned commit, else where the cache's
+    ``refs/<revision>`` points now (transformers 5 no longer records it on the config);
+    None for a local folder (its identity is ``revisions.folder_fingerprint``)."""
+    if spec.local_dir is not None:
+        return None
+    from ssl_wc.models.revisions import resolve_revision
+
+    return resolve_revision(spec, local_files_only=True).commit
 
 
 def _inner(wrapper: nn.Module, spec: ModelSpec) -> nn.Module:

@@ -44,8 +44,8 @@ def tiny_config(
     DINOv2 keeps a larger native table than its input, as the real model (518 vs 224);
     NaFlex models get a ``grid x grid`` position table (``num_patches``). CNNs keep the
     stage layout (bottleneck, 4 stages, 1000 ImageNet classes) with one block per stage
-    and narrow channels (``hidden_size`` in the third stage); ``grid``, ``num_layers`` and
-    ``num_heads`` do not apply.
+    and narrow stages (widths h/2, h, 2h, 4h with h = ``hidden_size`` rounded down to a
+    multiple of 8); ``grid``, ``num_layers`` and ``num_heads`` do not apply.
     """
     cfg = dict(spec.config)
     cfg[RANDOM_WEIGHTS_CONFIG_KEY] = True

@@ -25,6 +25,7 @@ from ssl_wc.models.spec import (
     HALF,
     AnySpec,
     CnnSpec,
+    Interpolation,
     ModelSpec,
     NativePreprocess,
 )
@@ -170,6 +171,14 @@ def _frozen(cfg: dict[str, Any]) -> MappingProxyType[str, Any]:
     return MappingProxyType(cfg)
 
 
+def _siglip(key: str, hub_id: str, interpolation: Interpolation, notes: str) -> ModelSpec:
+    """A fixed-resolution SigLIP (or SigLIP 2) vision tower: no CLS, MAP head, mean/std 0.5."""
+    return ModelSpec(key=key, hub_id=hub_id, architecture="SiglipVisionModel",
+                     config=_frozen(_SIGLIP_CONFIG), has_cls=False, num_registers=0,
+                     patch_size=16, interpolation=interpolation, mean=HALF, std=HALF,
+                     pooled="map", default_method="map", notes=notes)
+
+
 BUILTIN_SPECS: tuple[AnySpec, ...] = (
     ModelSpec(
         key="dinov2",
@@ -225,36 +234,10 @@ BUILTIN_SPECS: tuple[AnySpec, ...] = (
         notes="Vision tower and its projection from the full CLIP checkpoint: features "
               "'pooled' (768-d post-layernorm CLS) and 'pooled_proj' (512-d joint embedding).",
     ),
-    ModelSpec(
-        key="siglip2",
-        hub_id="google/siglip2-base-patch16-224",
-        architecture="SiglipVisionModel",
-        config=_frozen(_SIGLIP_CONFIG),
-        has_cls=False,
-        num_registers=0,
-        patch_size=16,
-        interpolation="bilinear",
-        mean=HALF,
-        std=HALF,
-        pooled="map",
-        default_method="map",
-        notes="Fixed-resolution SigLIP 2 (model_type 'siglip'); no CLS, attention-pooling head.",
-    ),
-    ModelSpec(
-        key="siglip",
-        hub_id="google/siglip-base-patch16-224",
-        architecture="SiglipVisionModel",
-        config=_frozen(_SIGLIP_CONFIG),
-        has_cls=False,
-        num_registers=0,
-        patch_size=16,
-        interpolation="bicubic",
-        mean=HALF,
-        std=HALF,
-        pooled="map",
-        default_method="map",
-        notes="No CLS; attention-pooling (MAP) head.",
-    ),
+    _siglip("siglip2", "google/siglip2-base-patch16-224", "bilinear",
+            "Fixed-resolution SigLIP 2 (model_type 'siglip'); no CLS, attention-pooling head."),
+    _siglip("siglip", "google/siglip-base-patch16-224", "bicubic",
+            "No CLS; attention-pooling (MAP) head."),
     ModelSpec(
         key="siglip2_naflex",
         hub_id="google/siglip2-base-patch16-naflex",
@@ -272,8 +255,9 @@ BUILTIN_SPECS: tuple[AnySpec, ...] = (
         pooled="map",
         default_method="map",
         notes="SigLIP 2 NaFlex: each image keeps its aspect ratio (at most 256 patches of "
-              "16 px), so its patch grid is its own (e.g. 12x21 for a 9:16 facade); padded "
-              "patches are masked out of attention and of the MAP head.",
+              "16 px), so its patch grid is its own (e.g. 19x13 rows x columns for a 2:3 "
+              "portrait facade); padded patches are masked out of attention and of the "
+              "MAP head.",
     ),
     CnnSpec(
         key="resnet50",

@@ -24,8 +24,8 @@ Public: :func:`extract_cnn_batch`, :func:`cnn_parts`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from ssl_wc.models.outputs import HEAD_MEAN, ExtractionResult, FeatureBatch, MapBatch
+from ssl_wc.models.passes import frozen_params, installed, target_score
 from ssl_wc.models.spec import CnnSpec
 
 
@@ -57,27 +58,6 @@ def _stages(backbone: nn.Module) -> list[nn.Module]:
         raise CnnExtractionError(f"{type(backbone).__name__} has no encoder.stages: only "
                                  "transformers ResNet-style backbones are supported")
     return list(stages)
-
-
-@contextmanager
-def _hooks(handles: list[torch.utils.hooks.RemovableHandle]) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
-
-
-@contextmanager
-def _frozen(model: nn.Module) -> Iterator[None]:
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    try:
-        for p, _ in flags:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 def _resolve(layers: Sequence[int] | None, n: int, default: Sequence[int]) -> tuple[int, ...]:
@@ -154,22 +134,16 @@ def extract_cnn_batch(
 
         handles.append(stages[s - 1].register_forward_hook(stage_hook))
     with ExitStack() as stack:
-        stack.enter_context(_hooks(handles))
-        stack.enter_context(_frozen(backbone))
+        stack.enter_context(installed(handles))
+        stack.enter_context(frozen_params(backbone))
         if isinstance(target_head, nn.Module):
-            stack.enter_context(_frozen(target_head))
+            stack.enter_context(frozen_params(target_head))
         stack.enter_context(torch.enable_grad() if map_layers else torch.inference_mode())
         out = backbone(pixel_values=x)
         pooled = torch.flatten(out.pooler_output, 1)
         cams: dict[int, torch.Tensor] = {}
         if map_layers:
-            logits = target_head(pooled)
-            if target_class is None:
-                idx = logits.argmax(dim=-1)
-            else:
-                idx = torch.as_tensor(target_class, device=logits.device).reshape(-1)
-                idx = idx.expand(batch) if idx.numel() == 1 else idx
-            y = logits.gather(1, idx.view(-1, 1)).sum()
+            y = target_score(target_head(pooled), target_class)
             grads = torch.autograd.grad(y, [acts[s] for s in map_layers])
             for s, g in zip(map_layers, grads, strict=True):
                 a = acts[s].detach().float()

@@ -11,7 +11,11 @@ Entry point::
 Token layout: ``[CLS]? [REG] * r  patches (row-major, row = y)``; ``p0 = spec.num_prefix_tokens``
 tokens precede the ``P = gh * gw`` patches, ``(gh, gw) = (H // patch, W // patch)`` of the
 batch's pixel size. Every map is restricted to the patch columns (keys) ``p0 .. p0+P-1``:
-CLS and registers never enter a map.
+CLS and registers never enter a map. A NaFlex model (SigLIP 2, ``spec.variable_grid``)
+takes patchified inputs padded to its budget, padding *after* the ``P`` real patches,
+with ``pixel_attention_mask`` (:func:`naflex_inputs`): padded keys get no attention, and
+every map, mean and feature reads only the real rows and columns ``p0 .. p0+P-1``. A
+:class:`CnnSpec` is handled by ``ssl_wc.models.cnn`` (Grad-CAM per stage).
 
 Layers are numbered 1..L (block ``l`` is ``encoder.layer[l-1]``; this matches the index of
 Hugging Face's ``hidden_states`` tuple, whose entry 0 is the embedding output).
@@ -63,17 +67,20 @@ are never retained. MAE is run with ``noise = arange(P)`` so the patch order is 
 and runs are reproducible. After the forward pass, one attention tensor per layer must have
 come back, else :class:`AttentionNotReturned` (the transformers 5.x ``sdpa`` trap).
 
+Features: ``pooled_proj`` = ``projection(pooled)`` when the checkpoint's joint-embedding
+projection is given (CLIP's ``visual_projection``: the 512-d image embedding).
+
 Public: :func:`extract_batch`, :func:`gradcam_maps`, :func:`fuse_heads`,
 :func:`rollout_step`, :func:`attention_modules`, :func:`block_modules`,
-:func:`forward_kwargs`, :func:`unwrap_model`, :class:`MapBatch`, :class:`FeatureBatch`,
-:class:`ExtractionResult`, :class:`MapRecord`, the ``HEAD_*`` constants.
+:func:`forward_kwargs`, :func:`naflex_inputs`, :func:`model_inputs`, :func:`unwrap_model`,
+and (from ``outputs``) :class:`MapBatch`, :class:`FeatureBatch`, :class:`ExtractionResult`,
+:class:`MapRecord`, the ``HEAD_*`` constants.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -93,6 +100,7 @@ from ssl_wc.models.outputs import (
     MapBatch,
     MapRecord,
 )
+from ssl_wc.models.passes import frozen_params, installed, target_score
 from ssl_wc.models.spec import AnySpec, CnnSpec, ModelSpec
 
 __all__ = [
@@ -428,7 +436,9 @@ class _Collector:
         if want and "cls" in p.methods:
             self.add_rows("cls", layer, _copy_f32(weights[:, :, 0, p0:p1]))
         if want and "mean" in p.methods:
-            self.add_rows("mean", layer, _mean_f32(weights[:, :, p0:p1, p0:p1], 2))
+            # mean over the patch query rows (a contiguous block), then the patch columns:
+            # ~5x faster than reducing the strided (rows x columns) sub-block
+            self.add_rows("mean", layer, _mean_f32(weights[:, :, p0:p1], 2)[..., p0:p1])
         if "rollout" in p.methods:
             for how in p.fuse:
                 fused = fuse_heads(weights, how)
@@ -438,7 +448,7 @@ class _Collector:
                 self.rollout[how] = prod
                 if want:
                     row = _copy_f32(prod[:, 0:1, p0:p1]) if p.has_cls else (
-                        prod[:, p0:p1, p0:p1].mean(dim=1, keepdim=True))
+                        prod[:, p0:p1].mean(dim=1, keepdim=True)[..., p0:p1])
                     self.chunks.append(("rollout", layer, [FUSION_HEAD[how]], row))
 
     def on_map_head(self, weights: torch.Tensor) -> None:
@@ -456,15 +466,6 @@ class _Collector:
             self.feats.append((layer, "patch_mean", _mean_f32(hidden[:, p0:p1], 1)))
         if layer in p.patch_token_layers:
             self.tokens[layer] = _copy_f32(hidden[:, p0:p1])
-
-
-@contextmanager
-def _hooks(handles: list[torch.utils.hooks.RemovableHandle]) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def _first(output: Any) -> Any:
@@ -572,18 +573,6 @@ def _grid(spec: ModelSpec, pixel_values: torch.Tensor) -> tuple[int, int]:
     return h // p, w // p
 
 
-@contextmanager
-def _frozen_params(model: nn.Module) -> Iterator[None]:
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    try:
-        for p, _ in flags:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-
-
 def gradcam_maps(
     model: nn.Module,
     spec: ModelSpec,
@@ -625,19 +614,13 @@ def gradcam_maps(
 
         handles.append(blocks[layer - 1].register_forward_pre_hook(pre, with_kwargs=True))
     p0, p1 = spec.num_prefix_tokens, spec.num_prefix_tokens + gh * gw
-    with _hooks(handles), _frozen_params(model), torch.enable_grad():
+    with installed(handles), frozen_params(model), torch.enable_grad():
         out = model(**model_inputs(model, spec, x))
         pooled = _pooled(model, out, spec).float()
         if classifier is None:
             y = pooled.norm(dim=-1).sum()
         else:
-            logits = classifier(pooled)
-            if target_class is None:
-                idx = logits.argmax(dim=-1)
-            else:
-                idx = torch.as_tensor(target_class, device=logits.device).reshape(-1)
-                idx = idx.expand(logits.shape[0]) if idx.numel() == 1 else idx
-            y = logits.gather(1, idx.view(-1, 1)).sum()
+            y = target_score(classifier(pooled), target_class)
         grads = torch.autograd.grad(y, [store[layer] for layer in sel], allow_unused=True)
     maps: dict[int, torch.Tensor] = {}
     for layer, g in zip(sel, grads, strict=True):
@@ -735,7 +718,7 @@ def extract_batch(
     batch = x.shape[0]
     fwd_methods = [m for m in methods if m != "gradcam"]
     if fwd_methods or features or plan.patch_token_layers:
-        with _hooks(_install(model, col)), torch.inference_mode():
+        with installed(_install(model, col)), torch.inference_mode():
             out = model(**model_inputs(model, spec, x))
             if features:
                 pooled = _pooled(model, out, spec)

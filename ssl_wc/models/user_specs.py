@@ -101,10 +101,18 @@ def _cnn_spec_from_config(key: str, source: str, cfg: dict[str, Any], *,
     for name in ("has_cls", "num_registers", "patch_size", "pooled"):
         if name in overrides:
             raise SpecError(f"model {key!r}: {name!r} does not apply to a CNN")
-    fields.update(overrides)
+    spec = _build(CnnSpec, key, fields, overrides)
+    assert isinstance(spec, CnnSpec)
+    return spec
+
+
+def _build(cls: type[ModelSpec] | type[CnnSpec], key: str, fields: dict[str, Any],
+           overrides: Mapping[str, Any]) -> AnySpec:
+    """``cls(**fields, **overrides)`` with lists made tuples; a bad field is a SpecError."""
+    fields = {**fields, **overrides}
     _tuples(fields)
     try:
-        return CnnSpec(**fields)
+        return cls(**fields)
     except TypeError as exc:
         raise SpecError(f"model {key!r}: {exc}") from None
 
@@ -201,12 +209,7 @@ def spec_from_hf_config(
             p = int(patch)
             hw = ((224 // p) * p, (224 // p) * p)
         fields["input_hw"] = hw
-    fields.update(overrides)
-    _tuples(fields)
-    try:
-        return ModelSpec(**fields)
-    except TypeError as exc:
-        raise SpecError(f"model {key!r}: {exc}") from None
+    return _build(ModelSpec, key, fields, overrides)
 
 
 # Accepted keys of one user model entry, with their types (strict: wrong types are refused).

@@ -94,3 +94,79 @@ def test_dashboard_queries_for_both(demo_wh, monkeypatch: pytest.MonkeyPatch) ->
         assert grid is not None and grid.shape == sim.shape  # tokens and maps share the grid
         finite = sim[np.isfinite(sim)]
         assert finite.size == 0 or (finite <= 1 + 1e-6).all()
+
+
+# ------------------------------------------------------------------ the Image / Compare pages
+def _run_page(demo_wh, monkeypatch: pytest.MonkeyPatch, page: str, **params: str):  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SSL_WC_WAREHOUSE", str(demo_wh.root))
+    app = str(Path(__file__).resolve().parents[1] / "dashboards" / "app.py")
+    at = AppTest.from_file(app, default_timeout=120)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.switch_page(page)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def _figures(at) -> dict:  # type: ignore[no-untyped-def]
+    import json
+
+    return {(json.loads(e.proto.spec)["layout"].get("meta") or {}).get("chart"):
+            json.loads(e.proto.spec) for e in at.get("plotly_chart")}
+
+
+def _z(trace: dict):  # type: ignore[no-untyped-def]
+    import base64
+
+    import numpy as np
+
+    z = trace["z"]
+    if isinstance(z, dict):
+        arr = np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"]))
+        return arr.reshape([int(s) for s in str(z["shape"]).split(",")]).astype(float)
+    return np.asarray(z, dtype=float)
+
+
+def test_image_page_similarity_mode(demo_wh, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from dashboards import data, heatmap
+
+    image = query_catalog(demo_wh, "SELECT image_id FROM images ORDER BY image_id LIMIT 1")[0][0]
+    box = query_catalog(demo_wh, f"SELECT min(box_index) FROM boxes WHERE image_id = "
+                                 f"'{image}'")[0][0]
+    at = _run_page(demo_wh, monkeypatch, "pages/image.py", image=image,
+                   model="siglip2_naflex-random", view="similarity", box=str(box))
+    fig = _figures(at)["overlay"]
+    heat = next(t for t in fig["data"] if t.get("type") == "heatmap")
+    monkeypatch.setenv("SSL_WC_WAREHOUSE", str(demo_wh.root))
+    data.clear_caches()
+    got = data.box_similarity_grid("siglip2_naflex-random", "frozen", 3, image, box)
+    assert got is not None
+    np.testing.assert_allclose(_z(heat), heatmap.normalise(got[0]), atol=1e-6)
+    assert _z(heat).shape[0] != _z(heat).shape[1]  # the NaFlex grid of a non-square image
+    labels = {str(m.label) for m in at.metric}
+    assert {"in box", "outside", "contrast"} <= labels
+    assert "cosine similarity" in " ".join(str(c.value) for c in at.caption)
+
+
+def test_image_page_draws_resnet_on_its_crop(demo_wh, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    image = query_catalog(demo_wh, "SELECT image_id FROM map_frames WHERE model = "
+                                   "'resnet50-random' AND area_lost > 0.2 LIMIT 1")[0][0]
+    at = _run_page(demo_wh, monkeypatch, "pages/image.py", image=image,
+                   model="resnet50-random", method="gradcam")
+    fig = _figures(at)["overlay"]
+    rects = [s for s in fig["layout"].get("shapes", []) if s.get("type") == "rect"]
+    assert len(rects) == 1 and rects[0]["line"]["dash"] == "dash"  # the crop
+    heat = next(t for t in fig["data"] if t.get("type") == "heatmap")
+    assert _z(heat).shape == (7, 7) and heat["x0"] > rects[0]["x0"]
+    assert "centre crop" in " ".join(str(c.value) for c in at.caption)
+    cmp = _run_page(demo_wh, monkeypatch, "pages/compare.py", image=image,
+                    models="resnet50-random@frozen,siglip2_naflex-random@frozen")
+    assert "different parts of the image" in " ".join(str(c.value) for c in cmp.caption)
+    assert "difference" not in _figures(cmp)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import query_catalog
+from tests.test_dashboard_apptest import APP, charts, decode
 
 MODELS = ("resnet50-random", "siglip2_naflex-random")
 METRIC_VIEWS = ("image_metrics", "image_iou", "box_metrics", "metric_long", "feature_metrics",
@@ -98,38 +99,16 @@ def test_dashboard_queries_for_both(demo_wh, monkeypatch: pytest.MonkeyPatch) ->
 
 # ------------------------------------------------------------------ the Image / Compare pages
 def _run_page(demo_wh, monkeypatch: pytest.MonkeyPatch, page: str, **params: str):  # type: ignore[no-untyped-def]
-    from pathlib import Path
-
+    """The page through the app (as test_dashboard_apptest does), on the demo warehouse,
+    with a longer timeout: the demo holds real (tiny) models' maps and tokens."""
     from streamlit.testing.v1 import AppTest
 
     monkeypatch.setenv("SSL_WC_WAREHOUSE", str(demo_wh.root))
-    app = str(Path(__file__).resolve().parents[1] / "dashboards" / "app.py")
-    at = AppTest.from_file(app, default_timeout=120)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.switch_page(page)
-    at.run()
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.query_params.update(params)
+    at = at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
-
-
-def _figures(at) -> dict:  # type: ignore[no-untyped-def]
-    import json
-
-    return {(json.loads(e.proto.spec)["layout"].get("meta") or {}).get("chart"):
-            json.loads(e.proto.spec) for e in at.get("plotly_chart")}
-
-
-def _z(trace: dict):  # type: ignore[no-untyped-def]
-    import base64
-
-    import numpy as np
-
-    z = trace["z"]
-    if isinstance(z, dict):
-        arr = np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"]))
-        return arr.reshape([int(s) for s in str(z["shape"]).split(",")]).astype(float)
-    return np.asarray(z, dtype=float)
 
 
 def test_image_page_similarity_mode(demo_wh, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
@@ -142,14 +121,15 @@ def test_image_page_similarity_mode(demo_wh, monkeypatch: pytest.MonkeyPatch) ->
                                  f"'{image}'")[0][0]
     at = _run_page(demo_wh, monkeypatch, "pages/image.py", image=image,
                    model="siglip2_naflex-random", view="similarity", box=str(box))
-    fig = _figures(at)["overlay"]
+    fig = charts(at)["overlay"]
     heat = next(t for t in fig["data"] if t.get("type") == "heatmap")
     monkeypatch.setenv("SSL_WC_WAREHOUSE", str(demo_wh.root))
     data.clear_caches()
     got = data.box_similarity_grid("siglip2_naflex-random", "frozen", 3, image, box)
     assert got is not None
-    np.testing.assert_allclose(_z(heat), heatmap.normalise(got[0]), atol=1e-6)
-    assert _z(heat).shape[0] != _z(heat).shape[1]  # the NaFlex grid of a non-square image
+    np.testing.assert_allclose(decode(heat["z"]), heatmap.normalise(got[0]), atol=1e-6)
+    gh, gw = decode(heat["z"]).shape
+    assert gh != gw  # the NaFlex grid of a non-square image
     labels = {str(m.label) for m in at.metric}
     assert {"in box", "outside", "contrast"} <= labels
     assert "cosine similarity" in " ".join(str(c.value) for c in at.caption)
@@ -160,13 +140,13 @@ def test_image_page_draws_resnet_on_its_crop(demo_wh, monkeypatch: pytest.Monkey
                                    "'resnet50-random' AND area_lost > 0.2 LIMIT 1")[0][0]
     at = _run_page(demo_wh, monkeypatch, "pages/image.py", image=image,
                    model="resnet50-random", method="gradcam")
-    fig = _figures(at)["overlay"]
+    fig = charts(at)["overlay"]
     rects = [s for s in fig["layout"].get("shapes", []) if s.get("type") == "rect"]
     assert len(rects) == 1 and rects[0]["line"]["dash"] == "dash"  # the crop
     heat = next(t for t in fig["data"] if t.get("type") == "heatmap")
-    assert _z(heat).shape == (7, 7) and heat["x0"] > rects[0]["x0"]
+    assert decode(heat["z"]).shape == (7, 7) and heat["x0"] > rects[0]["x0"]
     assert "centre crop" in " ".join(str(c.value) for c in at.caption)
     cmp = _run_page(demo_wh, monkeypatch, "pages/compare.py", image=image,
                     models="resnet50-random@frozen,siglip2_naflex-random@frozen")
     assert "different parts of the image" in " ".join(str(c.value) for c in cmp.caption)
-    assert "difference" not in _figures(cmp)
+    assert "difference" not in charts(cmp)

@@ -13,7 +13,8 @@ For an image's patch tokens ``t_p`` (one per cell of its (gh, gw) grid, row-majo
   ``sim_in = mean_{p in B} s_p``, ``sim_out = mean_{p not in B} s_p`` (NaN when the box
   covers every cell), ``contrast = sim_in - sim_out``.
 
-The SQL macro ``box_patch_similarity`` (``sql/25_patch_tokens.sql``) computes the same map
+Catalogued as ``box_similarity_contrast`` (``catalogue.feature_metric_catalogue``). The
+SQL macro ``box_patch_similarity`` (``sql/25_patch_tokens.sql``) computes the same map
 from the stored float16 tokens in plain DuckDB; ``box_similarity`` holds the contrast
 of every box, materialised by the attention job from the same stored tokens.
 """

@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_metrics.py
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/bench_ingest.py --images 139
+	$(BIN)/python benchmarks/bench_models.py --images 48
 	$(BIN)/python benchmarks/bench_dashboard_queries.py
 	$(BIN)/python benchmarks/bench_report.py
 

@@ -345,6 +345,67 @@ def attention_grid(model: str, variant: str, method: str, layer: int, head: int,
     return values.reshape(gh, gw)
 
 
+@dataclass(frozen=True)
+class MapFrame:
+    """The part of an image a model's maps cover (fractions), and the area lost."""
+
+    left: float = 0.0
+    top: float = 0.0
+    right: float = 1.0
+    bottom: float = 1.0
+    area_lost: float = 0.0
+    resize_mode: str = "full"
+
+    @property
+    def is_full(self) -> bool:
+        return (self.left, self.top, self.right, self.bottom) == (0.0, 0.0, 1.0, 1.0)
+
+    def as_tuple(self) -> tuple[float, float, float, float]:
+        return self.left, self.top, self.right, self.bottom
+
+
+def map_frame(model: str, variant: str, image_id: str) -> MapFrame:
+    """The frame of one model's maps of one image (the whole image when none is stored)."""
+    df = query("dash_map_frame", model=model, variant=variant, image=image_id)
+    if df.height == 0:
+        return MapFrame()
+    r = df.row(0, named=True)
+    return MapFrame(float(r["frame_left"]), float(r["frame_top"]), float(r["frame_right"]),
+                    float(r["frame_bottom"]), float(r["area_lost"] or 0.0),
+                    str(r["resize_mode"] or "full"))
+
+
+def token_layers(model: str, variant: str, image_id: str) -> list[int]:
+    """Layers with stored patch tokens for one model, variant and image."""
+    return [int(v) for v in query("dash_token_layers", model=model, variant=variant,
+                                  image=image_id)["layer"].to_list()]
+
+
+def box_similarity_grid(model: str, variant: str, layer: int, image_id: str,
+                        box: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(similarity (gh, gw), in-box mask (gh, gw)) of one box, from the SQL macro; None
+    without tokens; similarity all NaN for a box outside the map's frame."""
+    df = query("dash_box_patch_similarity", model=model, variant=variant, layer=int(layer),
+               image=image_id, box=int(box))
+    if df.height == 0:
+        return None
+    gh, gw = int(df["grid_h"][0]), int(df["grid_w"][0])
+    if df.height != gh * gw:
+        raise DataUnavailable(f"{df.height} patch tokens stored, not {gh}x{gw}; run "
+                              "`ssl-wc check`")
+    sim = np.asarray(df["similarity"].fill_null(float("nan")).to_list(), np.float64)
+    inside = np.asarray(df["in_box"].to_list(), bool)
+    return sim.reshape(gh, gw), inside.reshape(gh, gw)
+
+
+def box_similarity_stats(model: str, variant: str, layer: int, image_id: str,
+                         box: int) -> dict[str, Any] | None:
+    """Stored in-box / out-of-box similarity of one box and its feature type's mean."""
+    df = query("dash_box_similarity", model=model, variant=variant, layer=int(layer),
+               image=image_id, box=int(box))
+    return df.row(0, named=True) if df.height else None
+
+
 def model_defaults() -> dict[str, str]:
     """The method each model is ranked by (from its map sources; baselines: baseline)."""
     out: dict[str, str] = {}

@@ -118,33 +118,59 @@ def _image_axes(fig: go.Figure, width: int, height: int, fig_height: int) -> Non
 IMAGE_MARGIN = {"l": 0, "r": 0, "b": 0}
 
 
+def frame_pixels(frame: Sequence[float] | None, width: int,
+                 height: int) -> tuple[int, int, int, int]:
+    """A map frame (left, top, right, bottom fractions; None = the whole picture) as
+    pixel bounds ``x0, y0, x1, y1`` of a ``width x height`` picture (at least 1 px)."""
+    if frame is None:
+        return 0, 0, width, height
+    left, top, right, bottom = (float(v) for v in frame)
+    x0, y0 = min(round(left * width), width - 1), min(round(top * height), height - 1)
+    x1, y1 = max(round(right * width), x0 + 1), max(round(bottom * height), y0 + 1)
+    return x0, y0, min(x1, width), min(y1, height)
+
+
 def overlay_figure(photo: np.ndarray, grid: np.ndarray | None, *, cmap: str, opacity: float,
                    percentile: float | None, boxes: Sequence[BoxShape] = (),
                    selected_box: int | None = None, title: str = "",
-                   name: str = "overlay", fig_height: int = 560) -> go.Figure:
+                   name: str = "overlay", fig_height: int = 560,
+                   frame: Sequence[float] | None = None,
+                   value_label: str = "attention") -> go.Figure:
     """The photo with the upsampled heatmap blended in, the top-k outline and the boxes.
 
     The blend is drawn in numpy (one picture); a transparent heatmap trace of the patch
-    grid on top gives the colour bar and the per-patch hover values.
+    grid on top gives the colour bar and the per-patch hover values. ``frame`` (fractions
+    of the picture) is the part the map covers when the model saw a crop (ResNet-50's
+    centre crop): the map is drawn there, the rest of the picture dimmed and the crop
+    outlined (dashed).
     """
     h, w = photo.shape[:2]
-    heat = heatmap.display_heat(grid, h, w) if grid is not None else None
+    full = frame is None or tuple(frame) == (0.0, 0.0, 1.0, 1.0)
+    x0, y0, x1, y1 = frame_pixels(None if full else frame, w, h)
+    fw, fh = x1 - x0, y1 - y0
+    heat = heatmap.display_heat(grid, fh, fw) if grid is not None else None
     region = (heatmap.eval_region(grid, percentile)
               if grid is not None and percentile is not None else None)
-    picture = heatmap.overlay(photo, heat, cmap=cmap, opacity=opacity, region=region)
+    picture = heatmap.overlay(photo, None, dim=0.55) if not full else np.array(photo)
+    picture[y0:y1, x0:x1] = heatmap.overlay(photo[y0:y1, x0:x1], heat, cmap=cmap,
+                                            opacity=opacity, region=region)
     fig = go.Figure()
     fig.add_trace(go.Image(source=heatmap.to_data_uri(picture), x0=0, y0=0, dx=1, dy=1,
                            hoverinfo="skip", name="image"))
     if grid is not None:
         gh, gw = grid.shape
         fig.add_trace(go.Heatmap(
-            z=heatmap.normalise(grid), x0=w / (2 * gw), dx=w / gw, y0=h / (2 * gh), dy=h / gh,
+            z=heatmap.normalise(grid), x0=x0 + fw / (2 * gw), dx=fw / gw,
+            y0=y0 + fh / (2 * gh), dy=fh / gh,
             zmin=0.0, zmax=1.0, colorscale=heatmap.plotly_colorscale(cmap), opacity=0.0,
-            name="attention", showscale=True,
-            colorbar={"title": {"text": "attention<br>(min-max)"}, "thickness": 12,
+            name=value_label, showscale=True,
+            colorbar={"title": {"text": f"{value_label}<br>(min-max)"}, "thickness": 12,
                       "len": 0.6},
-            hovertemplate="patch row %{y:.0f}, col %{x:.0f}<br>attention %{z:.3f}"
-                          "<extra></extra>"))
+            hovertemplate=f"patch row %{{y:.0f}}, col %{{x:.0f}}<br>{value_label} "
+                          "%{z:.3f}<extra></extra>"))
+    if not full:
+        fig.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1,
+                      line={"color": "white", "dash": "dash", "width": 2})
     _add_boxes(fig, boxes, w, h, selected_box)
     _image_axes(fig, w, h, fig_height)
     with_title(fig, title, IMAGE_MARGIN)

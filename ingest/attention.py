@@ -1,16 +1,27 @@
 """``ssl-wc ingest attention``: run backbones over the warehouse's annotated images and
-stream their attention maps and features into the lake, batch by batch.
+stream their attention maps, features and patch tokens into the lake, batch by batch.
 
-Units: one per (model, variant, method, image) for maps and (model, variant, 'features',
-image) for features. A unit is skipped when the live run that covers it used the same
-configuration hash (model source and revision, preprocessing, layers, heads, fusions,
-store dtype); ``force`` recomputes. ``shard="k/N"`` keeps the images whose stable hash
-falls in shard k of N, so N processes (or GPUs) can ingest disjoint parts and commit
-independently.
+Units: one per (model, variant, method, image) for maps, (model, variant, 'features',
+image) for features and (model, variant, 'tokens', image) for patch tokens and their
+box similarities. A unit is skipped when the live run that covers it used the same
+configuration hash (model source and the commit its revision resolved to, preprocessing,
+layers, heads, fusions, store dtype; token layers for tokens); ``force`` recomputes.
+``shard="k/N"`` keeps the images whose stable hash falls in shard k of N, so N processes
+(or GPUs) can ingest disjoint parts and commit independently.
 
 Layer numbering in the warehouse: 0-based transformer block index (0..L-1, as in the
-published study: "layer 11" is the last block of a ViT-B). Features at layer -1 are the
-patch embeddings. Maps are stored as float32 patch grids, never token-by-token matrices.
+published study: "layer 11" is the last block of a ViT-B); for a CNN the 0-based stage
+(ResNet-50: 0..3, Grad-CAM on stage 3 by default). Features at layer -1 are the patch
+embeddings (CNN: the stem). Maps are stored as float32 patch grids, never token-by-token
+matrices. Each image also gets its frame (``map_frames``): the part of the image its maps
+cover: the whole image, or the centre crop of a checkpoint that crops (ResNet-50), with
+the area lost. SigLIP 2 NaFlex keeps each image's aspect ratio, so its grids differ per
+image; its images are batched by input size.
+
+Patch tokens (``patch_tokens``): float16, one row per patch (CNN: per cell of a stage), at
+the chosen layers (default the last; ``"all"``; ``"none"``); with them, for every expert
+box, the mean cosine similarity of the patch tokens to the box's mean token inside vs
+outside the box (``box_similarity``, see ``ssl_wc.metrics.feature_similarity``).
 """
 
 from __future__ import annotations
@@ -35,6 +46,8 @@ from ssl_wc.lake.catalog import read_manifests
 from ssl_wc.lake.runs import Run, code_version, config_hash
 from ssl_wc.options import BadOption, Refused, listing
 from ssl_wc.options import shard as parse_shard
+from ssl_wc.metrics.feature_similarity import box_contrast
+from ssl_wc.metrics.frames import boxes_in_frame
 from ssl_wc.paths import WarehousePaths
 from ssl_wc.warehouse import read_named
 
@@ -42,6 +55,7 @@ ALL_METHODS = ("cls", "rollout", "mean", "map", "gradcam")
 FUSIONS = ("mean", "max", "min")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+TOKEN_CHOICES = ("last", "all", "none")
 
 
 @dataclass
@@ -70,6 +84,8 @@ class AttentionJob:
     model_factory: Callable[[Any, Any], Any] | None = None
     classifier_factory: Callable[[Any], Any] | None = None
     extra_config: dict[str, Any] = field(default_factory=dict)
+    # patch tokens: "last" (default), "all", "none"/None, or 0-based layers (CNN: stages)
+    patch_tokens: str | Sequence[int] | None = "last"
 
 
 def in_shard(image_id: str, shard: tuple[int, int] | None) -> bool:
@@ -82,7 +98,8 @@ def in_shard(image_id: str, shard: tuple[int, int] | None) -> bool:
 
 
 def methods_for(spec: Any, methods: Sequence[str]) -> list[str]:
-    """The requested methods that apply to this architecture."""
+    """The requested methods that apply to this architecture (a CNN: ``gradcam``, its only
+    map, whatever was asked)."""
     out = []
     for m in methods:
         if m not in ALL_METHODS:
@@ -92,6 +109,8 @@ def methods_for(spec: Any, methods: Sequence[str]) -> list[str]:
         if m == "map" and spec.pooled != "map":
             continue
         out.append(m)
+    if spec.kind == "cnn":  # Grad-CAM is a CNN's only map: it gets it whatever was asked
+        return ["gradcam"] if methods else []
     return out
 
 
@@ -202,13 +221,40 @@ def _image_rows(wh: WarehousePaths) -> list[tuple[str, Path]]:
     return [(i, Path(root) / p) for i, p, root, _ in rows]
 
 
+def map_layers0(spec: Any, layers: Sequence[int] | None) -> list[int]:
+    """0-based map layers: all blocks of a ViT (a CNN: its last stage) unless given;
+    negative values count from the end."""
+    n = spec.num_layers
+    if layers is None:
+        return [n - 1] if spec.kind == "cnn" else list(range(n))
+    return sorted({li % n for li in layers})
+
+
+def token_layers0(spec: Any, tokens: str | Sequence[int] | None) -> list[int]:
+    """0-based layers (CNN: stages) whose patch tokens are stored (see ``AttentionJob``)."""
+    n = spec.num_layers
+    if tokens is None or tokens == "none":
+        return []
+    if tokens == "last":
+        return [n - 1]
+    if tokens == "all":
+        return list(range(n))
+    if isinstance(tokens, str):
+        raise ValueError(f"patch tokens must be {', '.join(TOKEN_CHOICES)} or layer "
+                         f"indices, not {tokens!r}")
+    bad = [li for li in tokens if not 0 <= int(li) < n]
+    if bad:
+        raise ValueError(f"patch-token layers {bad} out of range 0..{n - 1} for {spec.key!r}")
+    return sorted({int(li) for li in tokens})
+
+
 def _live_hashes(wh: WarehousePaths) -> dict[str, str]:
     """unit -> configuration hash of the live run that covers it."""
     state = read_manifests(wh)
     by_run = {m["run_id"]: m for m in state.manifests}
     out: dict[str, str] = {}
     for (tbl, unit), rid in state.live.items():
-        if tbl in ("attention_maps", "features"):
+        if tbl in ("attention_maps", "features", "patch_tokens"):
             hashes = by_run[rid].get("summary", {}).get("unit_hashes", {})
             method = unit.split("|")[2]
             out[unit] = hashes.get(method, "")
@@ -255,19 +301,28 @@ def _record_model_failure(wh: WarehousePaths, job: AttentionJob, key: str,
 def _ingest_model(wh: WarehousePaths, job: AttentionJob, spec: Any, choice: Any,
                   images: list[tuple[str, Path]],
                   echo: Callable[[str], None] | None) -> JobResult:
+    import dataclasses
+
     from ssl_wc.models.preprocess import PreprocessConfig
+    from ssl_wc.models.revisions import resolve_revision
 
     methods = methods_for(spec, job.methods)
     pre = PreprocessConfig.from_spec(spec)
-    # in range: check_job refused any layer outside 0..num_layers-1
-    layers0 = list(range(spec.num_layers)) if job.layers is None else sorted(set(job.layers))
+    # in range: check_job refused any layer outside the model's blocks
+    layers0 = map_layers0(spec, job.layers)
+    tokens0 = token_layers0(spec, job.patch_tokens)
+    resolved = resolve_revision(spec)
     base_cfg = {"model": spec.key, "variant": job.variant, "spec": _spec_identity(spec),
+                "resolved_revision": resolved.commit,
                 "preprocess": pre.to_dict(), "layers": layers0,
                 "heads": "all" if job.heads is None else sorted(job.heads),
                 "fuse": list(job.fuse), "store_dtype": "float32", **job.extra_config}
     hashes = {m: config_hash({**base_cfg, "method": m}) for m in methods}
     if job.features:
         hashes["features"] = config_hash({**base_cfg, "method": "features"})
+    if tokens0:
+        hashes["tokens"] = config_hash({**base_cfg, "method": "tokens",
+                                        "token_layers": tokens0, "token_dtype": "float16"})
     live = {} if job.force else _live_hashes(wh)
 
     def unit(method: str, image_id: str) -> str:
@@ -285,31 +340,52 @@ def _ingest_model(wh: WarehousePaths, job: AttentionJob, spec: Any, choice: Any,
 
     quiet_hf()
     t_load = time.monotonic()
+    projection = None
+    loaded_commit = None
     if job.model_factory is not None:
         model = job.model_factory(spec, choice)
     else:
-        model = load_model(spec, choice).model
+        # load exactly the commit that was hashed (a floating 'main' may move meanwhile)
+        load_spec = spec if spec.local_dir is not None or resolved.commit is None else \
+            dataclasses.replace(spec, revision=resolved.commit)
+        loaded = load_model(load_spec, choice)
+        model, projection = loaded.model, loaded.projection
+        loaded_commit = loaded.provenance.get("commit_hash")
+        if spec.local_dir is None and resolved.commit and loaded_commit \
+                and loaded_commit != resolved.commit:
+            raise RuntimeError(f"model {spec.key!r}: resolved commit {resolved.commit} but "
+                               f"transformers loaded {loaded_commit}")
     load_s = time.monotonic() - t_load
     classifier = job.classifier_factory(choice) if job.classifier_factory else None
-    map_methods = [m for m in todo_methods if m != "features"]
-    cfg = {**base_cfg, "methods": map_methods, "features": "features" in todo_methods,
-           "device": choice.to_dict(), "shard": job.shard, "force": job.force}
+    map_methods = [m for m in todo_methods if m not in ("features", "tokens")]
+    plan = _StreamPlan(methods=map_methods, features="features" in todo_methods,
+                       layers0=layers0, tokens0=tokens0 if "tokens" in todo_methods else [],
+                       hashes=hashes, pre=pre, classifier=classifier, projection=projection)
+    revision = {"revision": spec.revision, "commit_hash": resolved.commit,
+                "resolved_by": resolved.how, "loaded_commit": loaded_commit}
+    cfg = {**base_cfg, "methods": map_methods, "features": plan.features,
+           "patch_token_layers": plan.tokens0, "device": choice.to_dict(),
+           "shard": job.shard, "force": job.force}
     with Run(wh, "attention", cfg, device=f"{choice.device}:{choice.dtype}") as run:
-        _write_source(run, spec, job, methods, hashes, pre, choice)
-        stats = _stream(run, model, spec, job, todo, map_methods,
-                        "features" in todo_methods, layers0, hashes, pre, classifier, echo)
+        _write_source(run, spec, job, methods, hashes, pre, choice, revision)
+        boxes = _boxes_by_image(wh) if plan.tokens0 else {}
+        stats = _stream(run, model, spec, job, todo, plan, boxes, echo)
         summary = {"unit_hashes": hashes, "model": spec.key, "variant": job.variant,
-                   "n_images": stats["images"], "load_seconds": load_s, **stats}
+                   "n_images": stats["images"], "load_seconds": load_s, **revision,
+                   **stats}
         manifest = run.commit(**summary)
     return JobResult(name, manifest["status"], run.run_id, new=stats["images"],
                      skipped=len(images) - len(todo), failed=len(run.errors),
-                     rows={"attention_maps": stats["maps"]},
+                     rows={"attention_maps": stats["maps"], "patch_tokens": stats["tokens"]},
                      message=f"{spec.key}: {stats['images']} images, {stats['maps']} maps "
                              f"({stats['images_per_s']:.1f} img/s on {choice.device})")
 
 
 def _write_source(run: Run, spec: Any, job: AttentionJob, methods: list[str],
-                  hashes: dict[str, str], pre: Any, choice: Any) -> None:
+                  hashes: dict[str, str], pre: Any, choice: Any,
+                  revision: dict[str, Any]) -> None:
+    """One ``map_sources`` row; ``config_json`` holds the spec, the resolved revision
+    (``commit_hash``, ``resolved_by``) and the fine-tuning extras."""
     gh, gw = spec.grid
     run.write("map_sources", {
         "model": [spec.key], "variant": [job.variant],
@@ -318,11 +394,22 @@ def _write_source(run: Run, spec: Any, job: AttentionJob, methods: list[str],
         "architecture": [spec.architecture], "random_weights": [bool(spec.random_weights)],
         "grid_h": [gh], "grid_w": [gw], "num_layers": [spec.num_layers],
         "num_heads": [spec.num_heads], "transform_json": [json.dumps(pre.to_dict())],
-        "config_json": [json.dumps({**_spec_identity(spec), **job.extra_config},
+        "config_json": [json.dumps({**_spec_identity(spec), **revision, **job.extra_config},
                                    default=str)],
         "device": [choice.device], "dtype": [choice.dtype],
         "default_method": [spec.default_method], "methods": [methods]},
         unit_key=f"{spec.key}|{job.variant}|{run.run_id}")
+
+
+def _boxes_by_image(wh: WarehousePaths) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(box indices, clamped (left, top, width, height) boxes) of every annotated image."""
+    rows = read_named(wh, "job_annotation_boxes").rows()
+    by: dict[str, list[tuple[int, float, float, float, float]]] = {}
+    for image_id, idx, left, top, width, height in rows:
+        by.setdefault(image_id, []).append((idx, left, top, width, height))
+    return {i: (np.asarray([r[0] for r in v], np.int32),
+                np.asarray([r[1:] for r in v], np.float64).reshape(-1, 4))
+            for i, v in by.items()}
 
 
 def _load_images(batch: list[tuple[str, Path]], run: Run,
@@ -343,34 +430,59 @@ def _load_images(batch: list[tuple[str, Path]], run: Run,
     return ids, ims
 
 
-def _drop_non_finite(maps: Any, feats: Any, ids: list[str],
-                     run: Run) -> tuple[Any, Any, int]:
-    """The batch's maps and features without the images that have a NaN or infinite
-    value in any of them, and how many images were dropped. Those are logged per image in
+def _drop_non_finite(res: Any, plan: Any, ids: list[str], transforms: list[Any],
+                     run: Run) -> tuple[Any, list[str], list[Any]]:
+    """The batch without the images that have a NaN or infinite value in any stored map,
+    feature or patch token, with their ids and transforms. Those are logged per image in
     ``ingest_errors``; their units are not committed, so a rerun tries them again (the
-    run ends partial, exit 3). Inputs may be None."""
+    run ends partial, exit 3)."""
+    import dataclasses
+
     bad: dict[int, list[str]] = {}
-    for kind, batch in (("maps", maps), ("features", feats)):
-        if batch is None or len(batch) == 0:
-            continue
-        values = batch.values if kind == "maps" else batch.vectors
-        rows = ~np.isfinite(values).all(axis=1)
-        for i in np.unique(batch.image[rows]).tolist():
-            bad.setdefault(int(i), []).append(kind)
+    for mb in res.all_maps() if plan.methods else []:
+        rows = ~np.isfinite(mb.values).all(axis=1)
+        for i in np.unique(mb.image[rows]).tolist():
+            bad.setdefault(int(i), []).append("maps")
+    fb = res.features if plan.features else None
+    if fb is not None and len(fb):
+        finite = np.isfinite(fb.values)
+        ok = np.logical_and.reduceat(finite, fb.offsets[:-1]) if finite.size else \
+            np.ones(len(fb), bool)
+        for i in np.unique(fb.image[~ok]).tolist():
+            bad.setdefault(int(i), []).append("features")
+    for tok in res.patch_tokens.values():
+        rows = ~np.isfinite(tok.reshape(tok.shape[0], -1)).all(axis=1)
+        for i in np.flatnonzero(rows).tolist():
+            bad.setdefault(int(i), []).append("patch tokens")
     if not bad:
-        return maps, feats, 0
+        return res, ids, transforms
     for i, kinds in sorted(bad.items()):
         run.log_error("attention", ids[i], "non-finite values (NaN or infinity) in the "
-                      f"{' and '.join(kinds)}; nothing stored for this image (check the "
-                      "model's weights and its mean/std)")
-    drop = np.asarray(sorted(bad), dtype=np.int64)
-    return (None if maps is None else _keep_rows(maps, ~np.isin(maps.image, drop)),
-            None if feats is None else _keep_rows(feats, ~np.isin(feats.image, drop)),
-            len(bad))
+                      f"{' and '.join(dict.fromkeys(kinds))}; nothing stored for this image "
+                      "(check the model's weights and its mean/std)")
+    keep = np.asarray([i for i in range(len(ids)) if i not in bad], dtype=np.int64)
+    renumber = np.full(len(ids), -1, np.int64)
+    renumber[keep] = np.arange(len(keep))
+
+    def maps_kept(mb: Any) -> Any:
+        kept = _keep_rows(mb, np.isin(mb.image, keep))
+        return dataclasses.replace(kept, image=renumber[kept.image].astype(kept.image.dtype))
+
+    features = None
+    if res.features is not None:
+        f = res.features
+        rows = np.flatnonzero(np.isin(f.image, keep))
+        vecs = [f.row(int(r)) for r in rows]
+        features = type(f).from_rows(renumber[f.image[rows]].astype(f.image.dtype),
+                                     f.layer[rows], f.kind[rows], vecs)
+    res = dataclasses.replace(
+        res, maps=maps_kept(res.maps), more_maps=[maps_kept(m) for m in res.more_maps],
+        features=features, patch_tokens={k: v[keep] for k, v in res.patch_tokens.items()})
+    return res, [ids[i] for i in keep], [transforms[i] for i in keep]
 
 
 def _keep_rows(batch: Any, keep: np.ndarray) -> Any:
-    """A copy of a map or feature batch with only the rows in ``keep``."""
+    """A copy of a map batch with only the rows in ``keep``."""
     import dataclasses
 
     changes = {f.name: getattr(batch, f.name)[keep] for f in dataclasses.fields(batch)
@@ -386,76 +498,213 @@ def _values_array(values: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, flat)
 
 
+def _ragged_array(values: np.ndarray, offsets: np.ndarray) -> pa.Array:
+    """Flat float32 values + (n + 1) offsets -> list<float32> (rows may differ in size)."""
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)),
+                                    pa.array(np.ascontiguousarray(values, np.float32)))
+
+
+@dataclass
+class _StreamPlan:
+    """What the batch loop computes and writes for one model."""
+
+    methods: list[str]
+    features: bool
+    layers0: list[int]
+    tokens0: list[int]
+    hashes: dict[str, str]
+    pre: Any
+    classifier: Any
+    projection: Any
+
+
+def _header_hw(path: Path) -> tuple[int, int] | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.height, im.width
+    except (OSError, ValueError):
+        return None  # unreadable: _load_images records the error
+
+
+def _batches(todo: list[tuple[str, Path]], pre: Any,
+             batch_size: int) -> list[list[tuple[str, Path]]]:
+    """Batches of the images to do; in ``aspect`` mode (NaFlex) each batch holds images of
+    one input size, so one forward pass has one grid."""
+    groups: list[list[tuple[str, Path]]] = [todo]
+    if pre.resize_mode == "aspect":
+        from ssl_wc.models.preprocess import plan_transform
+
+        by: dict[Any, list[tuple[str, Path]]] = {}
+        for item in todo:
+            hw = _header_hw(item[1])
+            size = plan_transform(hw, pre).input_hw if hw is not None else None
+            by.setdefault(size, []).append(item)
+        groups = list(by.values())
+    return [g[i:i + batch_size] for g in groups for i in range(0, len(g), batch_size)]
+
+
 def _stream(run: Run, model: Any, spec: Any, job: AttentionJob, todo: list[tuple[str, Path]],
-            methods: list[str], features: bool, layers0: list[int], hashes: dict[str, str],
-            pre: Any, classifier: Any, echo: Callable[[str], None] | None) -> dict[str, Any]:
+            plan: _StreamPlan, boxes: dict[str, tuple[np.ndarray, np.ndarray]],
+            echo: Callable[[str], None] | None) -> dict[str, Any]:
     """Batch loop: read, preprocess, extract, write. Memory is bounded by one batch."""
     import torch
 
     from ssl_wc.models.extract import extract_batch
     from ssl_wc.models.preprocess import preprocess_batch
 
-    layers1 = [li + 1 for li in layers0]
+    layers1 = [li + 1 for li in plan.layers0]
     heads: str | list[int] | None = "all" if job.heads is None else list(job.heads)
-    n_maps = n_img = 0
+    feature_layers = list(range(spec.num_layers + 1)) if spec.kind == "cnn" else \
+        [0, *layers1]
+    n_maps = n_img = n_tok = 0
     t_fwd = 0.0
     t0 = time.monotonic()
     progress = _Progress(len(todo), spec.key, enabled=job.progress)
     try:
-        for start in range(0, len(todo), job.batch_size):
-            batch = todo[start:start + job.batch_size]
+        for batch in _batches(todo, plan.pre, job.batch_size):
             ids, ims = _load_images(batch, run, job.strict)
             if not ids:
                 progress.advance(len(batch))
                 continue
-            pixels, _ = preprocess_batch(ims, pre)
+            pixels, transforms = preprocess_batch(ims, plan.pre)
             t1 = time.monotonic()
             res = extract_batch(model, spec, torch.from_numpy(np.asarray(pixels)),
-                                methods=methods or [spec.default_method], layers=layers1,
-                                heads=heads, fuse=tuple(job.fuse), features=features,
-                                feature_layers=[0, *layers1] if features else None,
-                                classifier=classifier)
+                                methods=plan.methods, layers=layers1, heads=heads,
+                                fuse=tuple(job.fuse), features=plan.features,
+                                feature_layers=feature_layers if plan.features else None,
+                                patch_token_layers=[li + 1 for li in plan.tokens0],
+                                classifier=plan.classifier, projection=plan.projection)
             t_fwd += time.monotonic() - t1
-            mb, fb, n_bad = _drop_non_finite(res.maps if methods else None,
-                                             res.features if features else None, ids, run)
-            if mb is not None:
-                img_ids = np.asarray(ids, dtype=object)[mb.image]
-                meth = mb.method.astype(str)
-                n = len(mb)
-                run.write("attention_maps", {
-                    "model": pa.array([spec.key] * n), "variant": pa.array([job.variant] * n),
-                    "method": pa.array(meth), "layer": pa.array(mb.layer.astype(np.int16) - 1),
-                    "head": pa.array(mb.head.astype(np.int16)),
-                    "image_id": pa.array(img_ids.tolist()),
-                    "grid_h": pa.array(np.full(n, mb.grid_h, np.int16)),
-                    "grid_w": pa.array(np.full(n, mb.grid_w, np.int16)),
-                    "config_hash": pa.array([hashes[m] for m in meth]),
-                    "values": _values_array(mb.values)},
-                    unit_key=[f"{spec.key}|{job.variant}|{m}|{i}"
-                              for m, i in zip(meth, img_ids, strict=True)],
-                    partition={"model": spec.key})
-                n_maps += n
-            if fb is not None:
-                img_ids = np.asarray(ids, dtype=object)[fb.image]
-                n = len(fb)
-                run.write("features", {
-                    "model": pa.array([spec.key] * n), "variant": pa.array([job.variant] * n),
-                    "layer": pa.array(fb.layer.astype(np.int16) - 1),
-                    "image_id": pa.array(img_ids.tolist()),
-                    "kind": pa.array(fb.kind.astype(str)),
-                    "config_hash": pa.array([hashes["features"]] * n),
-                    "values": _values_array(fb.vectors)},
-                    unit_key=[f"{spec.key}|{job.variant}|features|{i}" for i in img_ids],
-                    partition={"model": spec.key})
-            n_img += len(ids) - n_bad
+            res, ids, transforms = _drop_non_finite(res, plan, ids, transforms, run)
+            img_ids = np.asarray(ids, dtype=object)
+            for mb in res.all_maps() if plan.methods else []:
+                n_maps += _write_maps(run, spec, job, plan, mb, img_ids)
+            if plan.features and res.features is not None:
+                _write_features(run, spec, job, plan, res.features, img_ids)
+            if ids:
+                _write_frames(run, spec, job, ids, transforms)
+            if plan.tokens0 and ids:
+                n_tok += _write_tokens(run, spec, job, plan, res, ids, transforms, boxes)
+            n_img += len(ids)
             progress.advance(len(batch))
     finally:
         progress.close()
     wall = time.monotonic() - t0
     if echo is not None:
         echo(f"{spec.key}: {n_img} images in {wall:.1f}s ({n_img / max(wall, 1e-9):.1f} img/s)")
-    return {"images": n_img, "maps": n_maps, "seconds_total": wall, "seconds_model": t_fwd,
-            "images_per_s": n_img / max(wall, 1e-9), "code_version": code_version()}
+    return {"images": n_img, "maps": n_maps, "tokens": n_tok, "seconds_total": wall,
+            "seconds_model": t_fwd, "images_per_s": n_img / max(wall, 1e-9),
+            "code_version": code_version()}
+
+
+def _write_maps(run: Run, spec: Any, job: AttentionJob, plan: _StreamPlan, mb: Any,
+                img_ids: np.ndarray) -> int:
+    ids = img_ids[mb.image]
+    meth = mb.method.astype(str)
+    n = len(mb)
+    run.write("attention_maps", {
+        "model": pa.array([spec.key] * n), "variant": pa.array([job.variant] * n),
+        "method": pa.array(meth), "layer": pa.array(mb.layer.astype(np.int16) - 1),
+        "head": pa.array(mb.head.astype(np.int16)),
+        "image_id": pa.array(ids.tolist()),
+        "grid_h": pa.array(np.full(n, mb.grid_h, np.int16)),
+        "grid_w": pa.array(np.full(n, mb.grid_w, np.int16)),
+        "config_hash": pa.array([plan.hashes[m] for m in meth]),
+        "values": _values_array(mb.values)},
+        unit_key=[f"{spec.key}|{job.variant}|{m}|{i}" for m, i in zip(meth, ids, strict=True)],
+        partition={"model": spec.key})
+    return n
+
+
+def _write_features(run: Run, spec: Any, job: AttentionJob, plan: _StreamPlan, fb: Any,
+                    img_ids: np.ndarray) -> None:
+    ids = img_ids[fb.image]
+    n = len(fb)
+    run.write("features", {
+        "model": pa.array([spec.key] * n), "variant": pa.array([job.variant] * n),
+        "layer": pa.array(fb.layer.astype(np.int16) - 1),
+        "image_id": pa.array(ids.tolist()),
+        "kind": pa.array(fb.kind.astype(str)),
+        "config_hash": pa.array([plan.hashes["features"]] * n),
+        "values": _ragged_array(fb.values, fb.offsets)},
+        unit_key=[f"{spec.key}|{job.variant}|features|{i}" for i in ids],
+        partition={"model": spec.key})
+
+
+def _write_frames(run: Run, spec: Any, job: AttentionJob, ids: list[str],
+                  transforms: list[Any]) -> None:
+    """Per image: the frame its maps cover (unit ``model|variant|frames|image``)."""
+    frames = np.asarray([t.frame for t in transforms], np.float64).reshape(-1, 4)
+    run.write("map_frames", {
+        "model": [spec.key] * len(ids), "variant": [job.variant] * len(ids),
+        "image_id": ids, "resize_mode": [t.resize_mode for t in transforms],
+        "orig_h": [t.orig_hw[0] for t in transforms], "orig_w": [t.orig_hw[1] for t in transforms],
+        "input_h": [t.input_hw[0] for t in transforms],
+        "input_w": [t.input_hw[1] for t in transforms],
+        "frame_left": frames[:, 0], "frame_top": frames[:, 1], "frame_right": frames[:, 2],
+        "frame_bottom": frames[:, 3], "area_lost": [t.area_lost for t in transforms]},
+        unit_key=[f"{spec.key}|{job.variant}|frames|{i}" for i in ids])
+
+
+def _write_tokens(run: Run, spec: Any, job: AttentionJob, plan: _StreamPlan, res: Any,
+                  ids: list[str], transforms: list[Any],
+                  boxes: dict[str, tuple[np.ndarray, np.ndarray]]) -> int:
+    """Patch tokens (float16, one row per patch) and every box's in/out similarity."""
+    grids = res.info.get("stage_grids") or {}
+    n_rows = 0
+    sim_rows: dict[str, list[Any]] = {k: [] for k in (
+        "layer", "image_id", "box_index", "n_in", "n_out", "sim_in", "sim_out")}
+    units = [f"{spec.key}|{job.variant}|tokens|{i}" for i in ids]
+    for layer1, tok in sorted(res.patch_tokens.items()):
+        gh, gw = (grids[layer1] if layer1 in grids else res.info["grid"])
+        b, p, d = tok.shape
+        tok16 = np.ascontiguousarray(tok, dtype=np.float16)
+        idx = np.arange(p, dtype=np.int32)
+        n = b * p
+        values = pa.ListArray.from_arrays(pa.array(np.arange(0, n * d + 1, d, dtype=np.int32)),
+                                          pa.array(tok16.reshape(-1)))
+        run.write("patch_tokens", {
+            "model": pa.array([spec.key] * n), "variant": pa.array([job.variant] * n),
+            "layer": pa.array(np.full(n, layer1 - 1, np.int16)),
+            "image_id": pa.array(np.repeat(np.asarray(ids, dtype=object), p).tolist()),
+            "patch": pa.array(np.tile(idx, b)),
+            "row": pa.array(np.tile(idx // gw, b).astype(np.int16)),
+            "col": pa.array(np.tile(idx % gw, b).astype(np.int16)),
+            "grid_h": pa.array(np.full(n, gh, np.int16)),
+            "grid_w": pa.array(np.full(n, gw, np.int16)),
+            "config_hash": pa.array([plan.hashes["tokens"]] * n), "values": values},
+            unit_key=np.repeat(np.asarray(units, dtype=object), p).tolist(),
+            partition={"model": spec.key})
+        n_rows += n
+        for j, image_id in enumerate(ids):
+            if image_id not in boxes:
+                continue
+            idx_b, bx = boxes[image_id]
+            moved, kept = boxes_in_frame(bx, transforms[j].frame)
+            contrast = box_contrast(tok16[j].astype(np.float64), (gh, gw), moved)
+            outside = kept <= 0  # wholly cut off by the crop: not scored
+            sim_rows["layer"] += [layer1 - 1] * len(idx_b)
+            sim_rows["image_id"] += [image_id] * len(idx_b)
+            sim_rows["box_index"] += idx_b.tolist()
+            sim_rows["n_in"] += np.where(outside, 0, contrast.n_in).tolist()
+            sim_rows["n_out"] += np.where(outside, 0, contrast.n_out).tolist()
+            sim_rows["sim_in"] += np.where(outside, np.nan, contrast.sim_in).tolist()
+            sim_rows["sim_out"] += np.where(outside, np.nan, contrast.sim_out).tolist()
+    k = len(sim_rows["image_id"])
+    if k:
+        sims = {c: pa.array(np.asarray(v, np.float64), mask=np.isnan(np.asarray(v, np.float64)))
+                for c, v in sim_rows.items() if c.startswith("sim_")}
+        run.write("box_similarity", {
+            "model": [spec.key] * k, "variant": [job.variant] * k,
+            "layer": sim_rows["layer"], "image_id": sim_rows["image_id"],
+            "box_index": sim_rows["box_index"], "n_in": sim_rows["n_in"],
+            "n_out": sim_rows["n_out"], **sims,
+            "config_hash": [plan.hashes["tokens"]] * k},
+            unit_key=[f"{spec.key}|{job.variant}|tokens|{i}" for i in sim_rows["image_id"]])
+    run.add_units("box_similarity", units)  # an image without boxes supersedes old rows
+    return n_rows
 
 
 class _Progress:

@@ -2,34 +2,49 @@
 
 Generates the synthetic WikiChurches-format dataset under ``<wh>/demo_data``, builds tiny
 RANDOM-WEIGHT replicas of every backbone under ``<wh>/artifacts/random_models`` (model
-keys ``<key>-random``; never results), and runs annotations, images, attention (every
-method, layer and head), metrics with baselines, statistics and the linear probe.
-Everything is incremental, so running it again is quick.
+keys ``<key>-random``; never results: the ViTs, SigLIP 2 NaFlex with a 64-patch budget so
+portrait and landscape facades get 9x7 and 7x9 grids, and ResNet-50 with narrow stages
+and its own 256/224 centre crop), and runs annotations, images, attention (every method,
+layer and head; last-block patch tokens), metrics with baselines, statistics and the
+linear probe. Everything is incremental, so running it again is quick.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from ingest.common import JobResult
 from ingest.model_specs import demo_specs
+from ssl_wc.data.demo import DemoPaths
 from ssl_wc.paths import WarehousePaths
 
 DEMO_METHODS = ("cls", "rollout", "mean", "map", "gradcam")
 
 
-def build_demo(wh: WarehousePaths, *, echo: Callable[[str], None] = print,
-               models: bool = True, random_trials: int = 100,
-               finetune: bool = True) -> list[JobResult]:
+def demo_inputs(wh: WarehousePaths, data: Path, *, n_annotated: int = 32,
+                n_pool: int = 160) -> tuple[DemoPaths, list[JobResult]]:
+    """Generate the synthetic dataset under ``data`` and ingest its annotations and images
+    (deterministic: a rerun rewrites identical bytes, so the ingest steps skip)."""
     from ingest.annotations import ingest_annotations
     from ingest.images import ingest_images
-    from ssl_wc.data.demo import DEMO_LABEL, generate_demo
+    from ssl_wc.data.demo import generate_demo
+
+    paths = generate_demo(data, n_annotated=n_annotated, n_pool=n_pool)
+    return paths, [ingest_annotations(wh, paths.building_parts, paths.style_names,
+                                      paths.churches, synthetic=True),
+                   ingest_images(wh, paths.images)]
+
+
+def build_demo(wh: WarehousePaths, *, echo: Callable[[str], None] = print,
+               models: bool = True, random_trials: int = 100,
+               finetune: bool = True, model_keys: Sequence[str] | None = None) -> list[JobResult]:
+    """The whole demo; ``model_keys`` restricts the replicas (default: every built-in)."""
+    from ssl_wc.data.demo import DEMO_LABEL
 
     wh.ensure()
     data = wh.root / "demo_data"
     echo(f"{DEMO_LABEL}: synthetic facades in the WikiChurches formats, at {data}")
-    # deterministic: a rerun rewrites identical bytes, so the ingest steps skip
-    paths = generate_demo(data)
     results: list[JobResult] = []
 
     def step(res: JobResult | list[JobResult]) -> None:
@@ -37,9 +52,8 @@ def build_demo(wh: WarehousePaths, *, echo: Callable[[str], None] = print,
             echo(r.line())
             results.append(r)
 
-    step(ingest_annotations(wh, paths.building_parts, paths.style_names, paths.churches,
-                            synthetic=True))
-    step(ingest_images(wh, paths.images))
+    paths, ingested = demo_inputs(wh, data)
+    step(ingested)
     if not models:
         return results
     from ingest.attention import AttentionJob, ingest_attention
@@ -47,7 +61,7 @@ def build_demo(wh: WarehousePaths, *, echo: Callable[[str], None] = print,
     from ingest.stats import materialise_stats
 
     echo("building tiny RANDOM-WEIGHT replicas of every backbone (keys *-random)")
-    specs = demo_specs(wh)
+    specs = demo_specs(wh, model_keys)
     step(ingest_attention(wh, AttentionJob(models=list(specs), methods=DEMO_METHODS,
                                            fuse=("mean", "max", "min"), specs=specs,
                                            device="cpu", batch_size=16)))

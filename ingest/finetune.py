@@ -153,6 +153,11 @@ def run_finetune(wh: WarehousePaths, model: str, strategy: str, *, epochs: int =
                            num_workers=num_workers, seed=seed)
     check_device(device, "auto")
     spec = resolve_model_spec(wh, model, specs, model_config)
+    if spec.kind != "vit" or spec.variable_grid:
+        what = "a CNN" if spec.kind != "vit" else "a variable-resolution (NaFlex) ViT"
+        raise FinetuneInputError(f"model {spec.key!r} is {what}: fine-tuning supports "
+                                 "fixed-resolution ViTs (dinov2, dinov3, mae, clip, siglip2, "
+                                 "siglip)")
     images, churches = default_inputs(wh, images, churches)
     annotated = annotated_images(wh)
     if not annotated:

@@ -26,6 +26,7 @@ from ingest.common import JobResult
 from ssl_wc.lake.catalog import LakeState, read_manifests
 from ssl_wc.lake.runs import Run
 from ssl_wc.metrics import baselines as bl
+from ssl_wc.metrics.frames import boxes_in_frame, is_full
 from ssl_wc.metrics.kernels import score_maps
 from ssl_wc.metrics.protocol import MetricProtocol
 from ssl_wc.paths import WarehousePaths
@@ -63,18 +64,26 @@ def _nan_to_none(a: np.ndarray) -> pa.Array:
 
 
 def score_rows(keys: dict[str, list[Any]], maps: np.ndarray, boxes: list[np.ndarray],
-               protocol: MetricProtocol, phash: str) -> tuple[pa.Table, pa.Table]:
+               protocol: MetricProtocol, phash: str,
+               kept: list[np.ndarray] | None = None) -> tuple[pa.Table, pa.Table]:
     """Score maps against their images' union target and each box alone.
 
     ``keys`` holds per-map columns model, variant, method, layer, head, image_id,
-    source_run_id. Returns (metrics_map rows, metrics_iou rows).
+    source_run_id. ``kept`` (per map, per box): boxes with ``kept == 0`` lie outside the
+    map's frame (a crop cut them off): left out of the union, an empty target alone.
+    Returns (metrics_map rows, metrics_iou rows).
     """
     n = maps.shape[0]
     # union targets and one row per (map, box)
     rep = [i for i in range(n) for _ in range(len(boxes[i]))]
     box_idx = [b for i in range(n) for b in range(len(boxes[i]))]
     all_maps = np.concatenate([maps, maps[rep]]) if rep else maps
-    targets = list(boxes) + [boxes[i][b:b + 1] for i, b in zip(rep, box_idx, strict=True)]
+    if kept is None:
+        targets = list(boxes) + [boxes[i][b:b + 1] for i, b in zip(rep, box_idx, strict=True)]
+    else:
+        targets = [boxes[i][kept[i] > 0] for i in range(n)] + [
+            boxes[i][b:b + 1] if kept[i][b] > 0 else boxes[i][:0]
+            for i, b in zip(rep, box_idx, strict=True)]
     tf, pct = score_maps(all_maps, targets, protocol, workers=SCORE_WORKERS)
     src = list(range(n)) + rep
     m = len(src)
@@ -179,6 +188,7 @@ def _score_source(con: duckdb.DuckDBPyConnection, run: Run, model: str, variant:
                              "ids": chunk}).pl()
         if df.height == 0:
             continue
+        frames = _cropped_frames(con, model, variant, chunk)
         for (gh, gw), grp in df.group_by(["grid_h", "grid_w"]):
             for s in range(0, grp.height, CHUNK_MAPS):
                 part = grp.slice(s, CHUNK_MAPS)
@@ -189,7 +199,13 @@ def _score_source(con: duckdb.DuckDBPyConnection, run: Run, model: str, variant:
                         "method": part["method"].to_list(), "layer": part["layer"].to_list(),
                         "head": part["head"].to_list(), "image_id": img,
                         "source_run_id": part["run_id"].to_list()}
-                mm, mi = score_rows(keys, maps, [targets[i] for i in img], protocol, phash)
+                if frames:  # maps of a crop: boxes carried into it, cut-off ones dropped
+                    moved = [boxes_in_frame(targets[i], frames.get(i)) for i in img]
+                    mm, mi = score_rows(keys, maps, [m for m, _ in moved], protocol, phash,
+                                        kept=[k for _, k in moved])
+                else:
+                    mm, mi = score_rows(keys, maps, [targets[i] for i in img], protocol,
+                                        phash)
                 ukeys_m = [_unit(model, variant, method, i, phash)
                            for i in mm.column("image_id").to_pylist()]
                 ukeys_i = [_unit(model, variant, method, i, phash)
@@ -201,6 +217,15 @@ def _score_source(con: duckdb.DuckDBPyConnection, run: Run, model: str, variant:
             if i in chunk:
                 sources[_unit(model, variant, method, i, phash)] = rid
     return n_done
+
+
+def _cropped_frames(con: duckdb.DuckDBPyConnection, model: str, variant: str,
+                    ids: list[str]) -> dict[str, tuple[float, float, float, float]]:
+    """Frames of the listed images' maps that are not the whole image (a centre crop:
+    ResNet-50, or a ViT in native mode); see ``ssl_wc.metrics.frames``."""
+    rows = con.sql(named_query("job_map_frames"),
+                   params={"model": model, "variant": variant, "ids": ids}).fetchall()
+    return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows if not is_full(r[1:5])}
 
 
 def _gray(path: Path) -> np.ndarray:

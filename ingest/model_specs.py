@@ -11,7 +11,7 @@ Public: :func:`resolve_spec`, :func:`known_keys`, :func:`demo_specs`, ``TINY``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,12 +32,13 @@ def random_replica(wh: WarehousePaths, base_key: str) -> Any:
     return build_random_model(base_key, folder, seed=0, **TINY)
 
 
-def demo_specs(wh: WarehousePaths) -> dict[str, Any]:
-    """Random-weight tiny replicas of every registered backbone, by key (``*-random``)."""
+def demo_specs(wh: WarehousePaths, keys: Sequence[str] | None = None) -> dict[str, Any]:
+    """Random-weight tiny replicas of every registered backbone (or of ``keys``), by key
+    (``*-random``), rebuilt bit for bit from their seed on every call."""
     from ssl_wc.models.registry import BUILTIN_KEYS
 
     specs = {}
-    for key in BUILTIN_KEYS:
+    for key in keys if keys is not None else BUILTIN_KEYS:
         spec = random_replica(wh, key)
         specs[spec.key] = spec
     return specs

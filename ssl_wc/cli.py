@@ -182,15 +182,19 @@ def ingest_attention_cmd(
     variant: Annotated[str, typer.Option(help="Variant label (frozen by default).")] = "frozen",
     model_config: Annotated[Path | None, typer.Option(help="TOML/JSON with extra models.")] = None,
     features: Annotated[bool, typer.Option(help="Also store pooled / mean-patch features.")] = True,
+    patch_tokens: Annotated[str, typer.Option(
+        help="Patch tokens stored (float16): 'last' block, 'all', 'none' or 0-based "
+             "layers, e.g. 5,11 (a CNN: stages).")] = "last",
     force: Annotated[bool, typer.Option(help="Recompute what is already committed.")] = False,
     strict: Annotated[bool, typer.Option(help="Fail on the first bad image or model.")] = False,
 ) -> None:
-    """Run backbones over the annotated images; write maps and features to the lake.
+    """Run backbones over the annotated images; write maps, features and patch tokens.
 
     Every option is checked before anything runs (exit 2 names the option and the valid
     values). Exit: 0 ok, 3 partial (failed images recorded in ingest_errors), 1 failed.
     """
-    from ingest.attention import ALL_METHODS, FUSIONS, AttentionJob, ingest_attention
+    from ingest.attention import (ALL_METHODS, FUSIONS, TOKEN_CHOICES, AttentionJob,
+                                  ingest_attention)
 
     def ints(option: str, value: str, keywords: tuple[str, ...]) -> list[int] | None:
         parsed = options.int_list(option, value, keywords)
@@ -198,6 +202,12 @@ def ingest_attention_cmd(
             return None if parsed == "all" else []
         return parsed
 
+    tokens: str | list[int]
+    if patch_tokens in TOKEN_CHOICES:
+        tokens = patch_tokens
+    else:
+        parsed = options.int_list("patch_tokens", patch_tokens, TOKEN_CHOICES)
+        tokens = parsed if isinstance(parsed, list) else patch_tokens
     job = AttentionJob(models=options.split_list("models", models),
                        methods=options.choices("methods", methods, ALL_METHODS),
                        layers=ints("layers", layers, ("all",)),
@@ -207,7 +217,7 @@ def ingest_attention_cmd(
                        features=features, model_config=model_config, shard=shard,
                        strict=strict,
                        images=options.split_list("images", images) if images is not None
-                       else None, force=force)
+                       else None, force=force, patch_tokens=tokens)
     _finish(ingest_attention(STATE.warehouse, job))
 
 
@@ -350,25 +360,59 @@ def finetune_cmd(
 @models_app.command("list")
 def models_list_cmd(
     model_config: Annotated[Path | None, typer.Option(
-        help="Also list models from this file.")] = None,
+        help="Also list models from this file (its entries for built-in keys override "
+             "them, e.g. a pinned revision).")] = None,
     fmt: Annotated[Fmt, typer.Option("--format", "-f")] = Fmt.table,
 ) -> None:
-    """The registry: key, hub id, revision, architecture, token layout, preprocessing."""
+    """The registry: key, kind, hub id, revision, architecture, layout, preprocessing.
+
+    ``revision`` is the pinned one, else the commit the warehouse's newest run of the
+    model resolved (``revision_from`` says which: pinned, resolved, or empty when the
+    model floats on ``main`` and has not run here yet).
+    """
     import polars as pl
 
     from ssl_wc.models.registry import list_specs, load_user_specs
 
     if model_config is not None and not model_config.is_file():
         raise BadOption("model_config", model_config, "no such file")
-    specs = list_specs() + (load_user_specs(model_config) if model_config else [])
-    rows = [{"key": s.key, "hub_id": s.hub_id or s.local_dir, "revision": s.revision or "",
-             "architecture": s.architecture, "patch": s.patch_size,
-             "input": f"{s.input_hw[0]}x{s.input_hw[1]}", "grid": f"{s.grid[0]}x{s.grid[1]}",
-             "cls": s.has_cls, "registers": s.num_registers,
-             "prefix_tokens": s.num_prefix_tokens, "layers": s.num_layers, "heads": s.num_heads,
-             "resize": s.resize_mode, "pooled": s.pooled, "default_method": s.default_method}
-            for s in specs]
+    extra = load_user_specs(model_config) if model_config else []
+    by_key = {s.key: s for s in list_specs()}
+    by_key.update({s.key: s for s in extra})
+    resolved = _resolved_revisions()
+    rows = []
+    for s in by_key.values():
+        pinned = s.revision or ""
+        last = resolved.get(s.key, "")
+        rows.append({
+            "key": s.key, "kind": s.kind, "hub_id": s.hub_id or s.local_dir,
+            "revision": pinned or last,
+            "revision_from": "pinned" if pinned else ("resolved" if last else ""),
+            "architecture": s.architecture, "patch": s.patch_size,
+            "input": "aspect" if s.resize_mode == "aspect" else
+                     f"{s.input_hw[0]}x{s.input_hw[1]}",
+            "grid": f"<= {s.max_num_patches} patches" if s.variable_grid else
+                    f"{s.grid[0]}x{s.grid[1]}",
+            "cls": s.has_cls, "registers": s.num_registers,
+            "prefix_tokens": s.num_prefix_tokens, "layers": s.num_layers,
+            "heads": s.num_heads, "resize": s.resize_mode, "interpolation": s.interpolation,
+            "pooled": s.pooled, "default_method": s.default_method})
     print_frame(pl.DataFrame(rows), fmt)
+
+
+def _resolved_revisions() -> dict[str, str]:
+    """model -> the commit its newest attention run resolved, from the warehouse (empty
+    when there is no warehouse yet)."""
+    from ssl_wc.warehouse import read_named
+
+    wh: WarehousePaths = STATE.warehouse
+    if not wh.catalog.exists() and not wh.manifests.exists():
+        return {}
+    try:
+        df = read_named(wh, "models_resolved_revisions")
+    except Exception:  # an unreadable warehouse must not break listing the registry
+        return {}
+    return {str(m): str(c) for m, c in df.iter_rows() if c}
 
 
 @app.command("leaderboard")

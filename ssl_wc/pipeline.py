@@ -32,7 +32,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     "annotations": {"path": ((str,), None), "style_names": ((str,), None),
                     "churches": ((str,), None), "strict": ((bool,), True)},
     "images": {"folder": ((str,), None), "strict": ((bool,), False)},
-    "attention": {"models": ((list,), ["dinov2", "dinov3", "mae", "clip", "siglip2", "siglip"]),
+    "attention": {"models": ((list,), ["dinov2", "dinov3", "mae", "clip", "siglip2", "siglip",
+                                       "siglip2_naflex", "resnet50"]),
+                  "patch_tokens": ((list, str), "last"),
                   "methods": ((list,), ["cls", "rollout", "mean", "map"]),
                   "layers": ((list, str), "all"), "heads": ((list, str), "all"),
                   "batch_size": ((int,), 8), "device": ((str,), "auto"),
@@ -43,7 +45,7 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
 }
 LIST_ITEM_TYPES = {("pipeline", "steps"): str, ("attention", "models"): str,
                    ("attention", "methods"): str, ("attention", "layers"): int,
-                   ("attention", "heads"): int}
+                   ("attention", "heads"): int, ("attention", "patch_tokens"): int}
 
 
 @dataclass
@@ -91,6 +93,10 @@ def validate(raw: dict[str, Any], source: str = "<config>") -> PipelineConfig:
             if isinstance(value, str) and key in ("layers", "heads") and value != "all":
                 raise ConfigError(f"{source}: {section}.{key} must be \"all\" or an array of "
                                   f"integers, got {value!r}")
+            if isinstance(value, str) and key == "patch_tokens" and \
+                    value not in ("last", "all", "none"):
+                raise ConfigError(f"{source}: {section}.{key} must be \"last\", \"all\", "
+                                  f"\"none\" or an array of integers, got {value!r}")
             out[section][key] = value
     bad = [s for s in out["pipeline"]["steps"] if s not in STEPS]
     if bad:
@@ -217,7 +223,7 @@ def attention_job(cfg: PipelineConfig, strict: bool = False) -> Any:
                         batch_size=s["batch_size"], device=s["device"],
                         variant=s["variant"], features=s["features"],
                         model_config=Path(s["model_config"]) if s["model_config"] else None,
-                        shard=s["shard"], strict=strict)
+                        shard=s["shard"], strict=strict, patch_tokens=s["patch_tokens"])
 
 
 #: (section, key, what it names) of the paths a config may give

@@ -90,7 +90,8 @@ def test_warmup_then_cosine() -> None:
     assert all(f(s) >= f(s + 1) for s in range(2, 10))
 
 
-@pytest.mark.parametrize("key", BUILTIN_KEYS)
+@pytest.mark.parametrize("key", [k for k in BUILTIN_KEYS if k not in ("resnet50",
+                                                                      "siglip2_naflex")])
 def test_lora_targets_are_the_query_and_value_projections(key: str, tmp_path: Path) -> None:
     spec = build_random_model(key, tmp_path / key, seed=0, **TINY)
     model = _backbone(spec)

@@ -35,3 +35,13 @@ def test_rows_are_plain_and_complete() -> None:
     assert "CLEVR-XAI" in by["relevance_rank_acc"]["reference"]
     assert "Deselaers" in by["corloc"]["reference"]
     assert "Rubner" in by["emd"]["reference"]
+
+
+def test_feature_space_metric_is_catalogued() -> None:
+    from ssl_wc.metrics.catalogue import feature_metric_catalogue
+
+    by = {r["name"]: r for r in catalogue_rows()}
+    info = feature_metric_catalogue()["box_similarity_contrast"]
+    assert by["box_similarity_contrast"]["direction"] == info.direction == "higher"
+    assert "Dense Visual Descriptors" in info.reference
+    assert "box_similarity_contrast" not in metric_catalogue()  # not a map metric

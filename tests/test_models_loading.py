@@ -77,3 +77,57 @@ def test_choose_device_cpu_and_errors() -> None:
         choose_device("cpu", "float16")
     with pytest.raises(ValueError, match="unknown device"):
         choose_device("tpu")
+
+
+@pytest.fixture(scope="module")
+def tiny_siglip(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    return build_random_model("siglip", tmp_path_factory.mktemp("m") / "sig", seed=0)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("model_type", "siglip2_vision_model"), ("layer_norm_eps", 1e-5),
+     ("hidden_act", "gelu"), ("image_size", 512), ("vision_use_head", False),
+     ("intermediate_size", 128), ("patch_size", 14)],
+)
+def test_strict_layout_names_the_key(tiny_siglip, key: str, value: object) -> None:  # type: ignore[no-untyped-def]
+    """A checkpoint that differs from the pinned config on any architecture key is
+    refused, and the error names that key with both values."""
+    wrong = dataclasses.replace(tiny_siglip, config={**tiny_siglip.config, key: value})
+    with pytest.raises(ConfigMismatch) as err:
+        load_model(wrong, device="cpu")
+    msg = str(err.value)
+    assert f"first mismatch: {key}: pinned {value!r}, checkpoint " in msg
+    assert "siglip-random" in msg
+
+
+def test_first_mismatch_comes_first_in_the_pinned_order(tiny_siglip) -> None:  # type: ignore[no-untyped-def]
+    wrong = dataclasses.replace(tiny_siglip, config={**tiny_siglip.config, "hidden_act": "gelu",
+                                                     "model_type": "vit"})
+    with pytest.raises(ConfigMismatch, match=r"first mismatch: model_type: .*\(1 more key"):
+        load_model(wrong, device="cpu")
+    # dropouts and initialisers do not change an eval-mode model: not compared
+    fine = dataclasses.replace(tiny_siglip, config={**tiny_siglip.config,
+                                                    "attention_dropout": 0.3})
+    load_model(fine, device="cpu")
+
+
+def test_clip_projection_gives_the_joint_embedding(tmp_path: Path) -> None:
+    import numpy as np
+
+    from ssl_wc.models.extract import extract_batch
+
+    spec = build_random_model("clip", tmp_path / "clip", seed=0, hidden_size=32)
+    loaded = load_model(spec, device="cpu")
+    assert type(loaded.model).__name__ == "CLIPVisionModel"  # the backbone, unwrapped
+    proj = loaded.projection
+    assert isinstance(proj, torch.nn.Linear) and (proj.in_features, proj.out_features) == (32, 16)
+    x = torch.randn(2, 3, 48, 48)
+    res = extract_batch(loaded.model, spec, x, methods=("cls",), projection=proj)
+    assert res.features is not None
+    pooled = res.features.get("pooled", spec.num_layers)
+    joint = res.features.get("pooled_proj", spec.num_layers)
+    assert pooled.shape == (2, 32) and joint.shape == (2, 16)
+    with torch.no_grad():
+        want = proj(torch.from_numpy(pooled)).numpy()
+    np.testing.assert_allclose(joint, want, rtol=1e-5, atol=1e-6)

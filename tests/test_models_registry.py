@@ -11,6 +11,7 @@ from ssl_wc.models.registry import (
     BUILTIN_KEYS,
     RANDOM_WEIGHTS_CONFIG_KEY,
     RANDOM_WEIGHTS_MARKER,
+    CnnSpec,
     ModelSpec,
     SpecError,
     build_random_model,
@@ -31,15 +32,18 @@ LAYOUTS = {
     "siglip2": (False, 0, 16, (14, 14), 196, "map"),
     "siglip": (False, 0, 16, (14, 14), 196, "map"),
 }
+FIXED_VIT_KEYS = tuple(LAYOUTS)
+VIT_KEYS = (*FIXED_VIT_KEYS, "siglip2_naflex")
 
 
 def test_every_builtin_is_registered() -> None:
     keys = [s.key for s in list_specs()]
     for key in BUILTIN_KEYS:
         assert key in keys
+    assert set(BUILTIN_KEYS) == {*VIT_KEYS, "resnet50"}
 
 
-@pytest.mark.parametrize("key", BUILTIN_KEYS)
+@pytest.mark.parametrize("key", FIXED_VIT_KEYS)
 def test_token_layout_at_224(key: str) -> None:
     spec = get_spec(key)
     has_cls, regs, patch, grid, tokens, method = LAYOUTS[key]
@@ -54,7 +58,7 @@ def test_token_layout_at_224(key: str) -> None:
     assert spec.resize_mode == "full"  # no centre crop by default
 
 
-@pytest.mark.parametrize("key", BUILTIN_KEYS)
+@pytest.mark.parametrize("key", VIT_KEYS)
 def test_pinned_config_is_base_size_and_builds(key: str) -> None:
     import transformers
 
@@ -131,7 +135,7 @@ def test_spec_from_siglip_and_dinov2_configs() -> None:
 
 
 def test_tiny_config_keeps_layout() -> None:
-    for key in BUILTIN_KEYS:
+    for key in VIT_KEYS:
         spec = get_spec(key)
         cfg = tiny_config(key)
         assert cfg["patch_size"] == spec.patch_size
@@ -198,3 +202,109 @@ def test_user_spec_without_config_offline_is_clear(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SpecError, match=r"could not read config\.json"):
         user_spec("ghost", {"source": "ssl-wc-test/does-not-exist"})
+
+
+# ------------------------------------------------------------- checkpoint preprocessing
+
+# The resampling filter of each checkpoint's own preprocessor_config.json.
+RESAMPLING = {"dinov2": "bicubic", "dinov3": "bilinear", "mae": "bilinear", "clip": "bicubic",
+              "siglip2": "bilinear", "siglip": "bicubic", "siglip2_naflex": "bilinear",
+              "resnet50": "bicubic"}
+
+
+@pytest.mark.parametrize("key", BUILTIN_KEYS)
+def test_each_checkpoint_resamples_as_its_processor(key: str) -> None:
+    assert get_spec(key).interpolation == RESAMPLING[key]
+
+
+def test_naflex_spec_is_variable_resolution() -> None:
+    spec = get_spec("siglip2_naflex")
+    assert isinstance(spec, ModelSpec) and spec.variable_grid
+    assert spec.architecture == "Siglip2VisionModel" and spec.hub_id == \
+        "google/siglip2-base-patch16-naflex"
+    assert spec.resize_mode == "aspect" and spec.max_num_patches == 256
+    assert spec.config["model_type"] == "siglip2_vision_model"
+    assert spec.config["num_patches"] == 256 and spec.pooled == "map"
+    assert not spec.has_cls and spec.default_method == "map"
+    with pytest.raises(SpecError, match="max_num_patches"):
+        ModelSpec(key="x", architecture="Siglip2VisionModel", config={}, has_cls=False,
+                  num_registers=0, patch_size=16, pooled="map", default_method="map",
+                  resize_mode="aspect", hub_id="a/b")
+
+
+def test_resnet50_is_a_cnn_spec_with_its_own_crop() -> None:
+    spec = get_spec("resnet50")
+    assert isinstance(spec, CnnSpec) and spec.kind == "cnn"
+    assert spec.architecture == "ResNetForImageClassification"
+    assert spec.hub_id == "microsoft/resnet-50"
+    assert spec.config["depths"] == [3, 4, 6, 3]
+    assert spec.config["hidden_sizes"] == [256, 512, 1024, 2048]
+    assert spec.resize_mode == "native" and spec.native.short_side == 256
+    assert spec.native.crop_hw == (224, 224) and spec.grid == (7, 7)
+    assert spec.grid_for((224, 224), 0) == (56, 56) and spec.grid_for((224, 288)) == (7, 9)
+    assert spec.num_layers == 4 and spec.num_heads == 0 and spec.hidden_size == 2048
+    assert spec.default_method == "gradcam" and not spec.has_cls
+    assert spec.mean == (0.485, 0.456, 0.406)
+    with pytest.raises(SpecError, match="Grad-CAM"):
+        CnnSpec(key="r", architecture="ResNetForImageClassification", config={},
+                hub_id="a/b", default_method="cls")
+
+
+def test_resnet50_pinned_config_builds_the_real_layout() -> None:
+    import transformers
+
+    spec = get_spec("resnet50")
+    cfg = transformers.ResNetConfig(**{k: v for k, v in spec.config.items()
+                                       if k != "model_type"})
+    model = transformers.ResNetForImageClassification(cfg)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert 25_500_000 < n_params < 25_600_000  # ResNet-50: 25.56 M parameters
+    tiny = tiny_config("resnet50")
+    assert tiny["depths"] == [1, 1, 1, 1] and tiny["layer_type"] == "bottleneck"
+    assert tiny["num_labels"] == 1000 and tiny[RANDOM_WEIGHTS_CONFIG_KEY] is True
+
+
+def test_clip_loads_its_projection() -> None:
+    spec = get_spec("clip")
+    assert spec.load_class == "CLIPVisionModelWithProjection"
+    assert spec.projection == "visual_projection" and spec.config["projection_dim"] == 512
+
+
+def test_builtin_entry_pins_a_revision(tmp_path: Path) -> None:
+    f = tmp_path / "pins.toml"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    f.write_text(f'[models.dinov2]\nrevision = "{commit}"\n\n'
+                 '[models.resnet50]\nrevision = "v1.0"\nresize_mode = "full"\n')
+    d2, rn = load_user_specs(f)
+    assert d2.revision == commit and d2.config == get_spec("dinov2").config
+    assert d2.hub_id == "facebook/dinov2-with-registers-base"
+    assert isinstance(rn, CnnSpec) and rn.revision == "v1.0" and rn.resize_mode == "full"
+    f.write_text('[models.dinov2]\npatch_size = 16\n')
+    with pytest.raises(SpecError, match="built-in: an entry for it may only set"):
+        load_user_specs(f)
+
+
+def test_spec_from_naflex_and_resnet_configs() -> None:
+    nf = spec_from_hf_config("nf", "x/naflex", {"model_type": "siglip2", "vision_config": {
+        "patch_size": 16, "num_patches": 256, "hidden_size": 768, "num_hidden_layers": 12,
+        "num_attention_heads": 12}})
+    assert isinstance(nf, ModelSpec) and nf.variable_grid and nf.max_num_patches == 256
+    assert nf.architecture == "Siglip2VisionModel" and nf.resize_mode == "aspect"
+    rn = spec_from_hf_config("rn", "x/resnet", {"model_type": "resnet", "depths": [3, 4, 6, 3],
+                                                "hidden_sizes": [256, 512, 1024, 2048]})
+    assert isinstance(rn, CnnSpec) and rn.architecture == "ResNetForImageClassification"
+    assert rn.native.short_side == 256 and rn.resize_mode == "native"
+
+
+def test_registry_imports_point_one_way() -> None:
+    """registry -> builtins / user_specs / random_models -> spec; nothing imports back."""
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "ssl_wc" / "models"
+    for name in ("spec", "builtins", "user_specs", "random_models"):
+        tree = ast.parse((root / f"{name}.py").read_text())
+        imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                    and n.module}
+        assert "ssl_wc.models.registry" not in imported, name
+    assert "ssl_wc.models.user_specs" not in str(ast.dump(ast.parse(
+        (root / "random_models.py").read_text())))

@@ -36,7 +36,7 @@ RUN = {"sh", "python", "sql"}
 CHECK = {"shell"}
 TEXT = {"toml", "cron", "ini", ""}
 #: What `make demo` is made of, besides the server: the README's set-up.
-LINKED = (".venv", "Makefile", "examples", "docs", "README.md", "pyproject.toml")
+LINKED = (".venv", "Makefile", "examples", "docs", "notebooks", "README.md", "pyproject.toml")
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[A-Za-z0-9_+-]*)[ \t]*$")
 
 
@@ -120,6 +120,10 @@ def test_shell_blocks_name_real_targets_and_options(block: Block) -> None:
                 assert dry.returncode == 0, f"{block.name}: {part}: {dry.stderr}"
             elif Path(words[0]).name == "ssl-wc":
                 _parse(root_cmd, words[1:], f"{block.name}: {part}")
+            elif words[0] == "marimo":
+                assert words[1] in ("edit", "run") and (ROOT / words[2]).is_file(), \
+                    f"{block.name}: {part}: no notebook {words[2]}"
+
 
 
 def _parse(group, args: list[str], where: str) -> None:

@@ -113,12 +113,15 @@ def render() -> None:
     st.markdown(f"**{image_id}** · layer {layer} · {ui.head_label(int(head))} · "
                 f"region = top {100 - int(pct)} %")
     grids: list[tuple[str, str, str, np.ndarray | None]] = []
+    frames: list[data.MapFrame] = []
     cols = st.columns(len(chosen))
     for col, (model, variant) in zip(cols, chosen, strict=True):
         m = defaults.get(model, methods[0]) if method == "default" else method
         assert m is not None
         grid = data.attention_grid(model, variant, m, int(layer), int(head), image_id)
+        frame = data.map_frame(model, variant, image_id)
         grids.append((model, variant, m, grid))
+        frames.append(frame)
         with col:
             label = ui.model_label(model, variant)
             if grid is None:
@@ -130,10 +133,19 @@ def render() -> None:
                                          percentile=float(pct), boxes=shapes,
                                          title=f"{label} · {m}", name=f"overlay:{model}@{variant}",
                                          fig_height=figures.image_height(
-                                             pic, 1000 // max(len(chosen), 1)))
+                                             pic, 1000 // max(len(chosen), 1)),
+                                         frame=None if frame.is_full else frame.as_tuple())
             st.plotly_chart(fig, width="stretch", config=ui.chart_config())
             st.caption(_score_line(model, variant, m, int(layer), int(head), image_id,
                                    int(pct), protocol))
+            if not frame.is_full:
+                st.caption(f"Centre crop (dashed): {100 * frame.area_lost:.0f} % of the image "
+                           "is outside what this model saw.")
+    present = [f for (_m, _v, _me, g), f in zip(grids, frames, strict=True) if g is not None]
+    if len({f.as_tuple() for f in present}) > 1:
+        st.caption("No difference map: the maps cover different parts of the image (one "
+                   "model sees only a centre crop).")
+        return
     _difference_section(pic, grids, shapes, mode or "models")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 import streamlit as st
 
@@ -12,16 +13,8 @@ TILE_METRICS = ("iou", "coverage", "pointing_t15", "mse", "kl", "emd")
 SHORT = {"iou": "IoU@{p}", "coverage": "Coverage", "pointing_t15": "Pointing",
          "mse": "MSE", "kl": "KL", "emd": "EMD"}
 CHART_KEY = "image_chart"
-
-
-
-
-
-
-
-
-
-
+VIEWS = ("attention", "similarity")
+VIEW_LABELS = {"attention": "attention map", "similarity": "box-to-patch similarity"}
 
 
 def _on_chart_select() -> None:
@@ -77,6 +70,14 @@ def render() -> None:
     variant = ui.select("Variant", variants, "variant", where=side, default="frozen",
                         help="frozen = the pretrained backbone; others are fine-tuned")
     assert variant is not None
+    frame = data.map_frame(model, variant, image_id)
+    view = ui.radio("Show", list(VIEWS), "view", where=side, default="attention",
+                    format_func=lambda v: VIEW_LABELS[v],
+                    help="attention map: where the model looks; box-to-patch similarity: "
+                         "how alike the model's patch tokens are to an expert box's token")
+    if view == "similarity":
+        _similarity_view(pic, shapes, boxes, model, variant, image_id, frame)
+        return
     defaults = data.model_defaults()
     have = set(mine.filter(pl.col("variant") == variant)["method"].unique().to_list())
     srcs = data.map_sources()
@@ -130,7 +131,8 @@ def render() -> None:
             pic, grid, cmap=cmap or "inferno", opacity=opacity,
             percentile=float(pct) if show_region and pct is not None else None,
             boxes=shapes if show_boxes else (), selected_box=box if box >= 0 else None,
-            title=title, fig_height=figures.image_height(pic, 640))
+            title=title, fig_height=figures.image_height(pic, 640),
+            frame=None if frame.is_full else frame.as_tuple())
         st.plotly_chart(fig, width="stretch", config=ui.chart_config(), key=CHART_KEY,
                         on_select=_on_chart_select, selection_mode="points")
         if grid is not None:
@@ -139,9 +141,85 @@ def render() -> None:
                        f"min-max normalised. White outline: the top {100 - int(pct or 90)} % "
                        f"pixels at 224x224, the region IoU@{pct} scores; cyan: expert boxes "
                        f"(yellow: the chosen one; click a label to choose).")
+            if not frame.is_full:
+                st.caption(f"This model sees only its own centre crop (dashed; "
+                           f"{100 * frame.area_lost:.0f} % of the image lost): the map covers "
+                           f"the crop, boxes are scored where they fall inside it, and a box "
+                           f"wholly outside is not scored.")
     with right:
         _metrics_panel(model, variant, method, int(layer), int(head), image_id, box,
                        int(pct or 90), boxes)
+
+
+def _similarity_view(pic: np.ndarray, shapes: list[figures.BoxShape], boxes: pl.DataFrame,
+                     model: str, variant: str, image_id: str, frame: data.MapFrame) -> None:
+    """Cosine similarity of every patch token to one expert box's mean token."""
+    side = st.sidebar
+    layers = data.token_layers(model, variant, image_id)
+    if not layers:
+        ui.missing(f"No patch tokens of {ui.model_label(model, variant)} for this image",
+                   f"ssl-wc ingest attention --models {model} --patch-tokens last",
+                   "(`--patch-tokens all` stores every layer)")
+        return
+    if not shapes:
+        ui.missing("This image has no expert boxes to compare patches with")
+        return
+    layer = ui.select_slider("Token layer", layers, "tlayer", default=layers[-1], where=side)
+    names = {b.index: b.label for b in shapes}
+    box = ui.select("Box", [b.index for b in shapes], "box", where=side,
+                    format_func=lambda b: f"box #{b} {names.get(b, '')}",
+                    help="Click a box's label on the picture to choose it.")
+    side.divider()
+    cmap = ui.select("Colour map", list(heatmap.COLORMAPS), "cmap", default="viridis",
+                     where=side) or "viridis"
+    opacity = ui.slider("Heatmap opacity", 0.0, 1.0, "opacity", default=0.6, step=0.05,
+                        where=side)
+    assert layer is not None and box is not None
+    got = data.box_similarity_grid(model, variant, int(layer), image_id, int(box))
+    left, right = st.columns([3, 2])
+    with left:
+        if got is None or np.isnan(got[0]).all():
+            ui.missing(f"Box #{box} lies outside what {ui.model_label(model, variant)} saw "
+                       "(its centre crop)" if got is not None else
+                       f"No patch tokens at layer {layer}")
+            return
+        sim, _inside = got
+        title = (f"{ui.model_label(model, variant)} · layer {layer} · similarity to box "
+                 f"#{box} {names.get(int(box), '')}")
+        fig = figures.overlay_figure(
+            pic, sim, cmap=cmap, opacity=opacity, percentile=None, boxes=shapes,
+            selected_box=int(box), title=title, fig_height=figures.image_height(pic, 640),
+            frame=None if frame.is_full else frame.as_tuple(), value_label="similarity")
+        st.plotly_chart(fig, width="stretch", config=ui.chart_config(), key=CHART_KEY,
+                        on_select=_on_chart_select, selection_mode="points")
+        gh, gw = sim.shape
+        st.caption(f"Patch grid {gh}x{gw}: cosine similarity of each patch token to the mean "
+                   f"token of the patches whose centres lie in the box (range "
+                   f"{np.nanmin(sim):.2f} to {np.nanmax(sim):.2f}, shown min-max "
+                   f"normalised). Dense ViT descriptors: Amir et al. 2022.")
+    with right:
+        stats = data.box_similarity_stats(model, variant, int(layer), image_id, int(box))
+        st.subheader(f"Box #{box} in feature space")
+        if stats is None:
+            ui.missing("No stored similarity for this box", "ssl-wc ingest attention "
+                       f"--models {model} --force")
+            return
+        tiles = st.columns(3)
+        tiles[0].metric("in box", ui.fmt(stats["sim_in"]),
+                        help="mean cosine similarity of the box's patches to its token")
+        tiles[1].metric("outside", ui.fmt(stats["sim_out"]),
+                        help="mean cosine similarity of the other patches to the token")
+        tiles[2].metric("contrast", ui.fmt(stats["contrast"]),
+                        delta=None if stats["feature_mean_contrast"] is None else
+                        f"{stats['contrast'] - stats['feature_mean_contrast']:+.3f} vs "
+                        f"{stats['feature_name']} mean",
+                        help="in box minus outside: how distinctive the expert's part is "
+                             "in this model's features")
+        if stats["feature_mean_contrast"] is not None:
+            st.caption(f"{stats['feature_name']}: mean contrast "
+                       f"{stats['feature_mean_contrast']:.3f} over "
+                       f"{stats['feature_n_boxes']} boxes at this layer "
+                       f"(view `feature_similarity`).")
 
 
 def _metrics_panel(model: str, variant: str, method: str, layer: int, head: int,

@@ -41,6 +41,7 @@ def _f(name: str, typ: pa.DataType) -> pa.Field:
 
 S, I16, I32, I64, F32, F64, B = (pa.string(), pa.int16(), pa.int32(), pa.int64(), pa.float32(),
                                  pa.float64(), pa.bool_())
+F16 = pa.float16()
 
 _MAP_KEYS = (_f("variant", S), _f("method", S), _f("layer", I16), _f("head", I16),
              _f("image_id", S))
@@ -82,6 +83,22 @@ TABLES: dict[str, TableSpec] = {t.name: t for t in [
     TableSpec("features", (_f("model", S), _f("variant", S), _f("layer", I16),
                            _f("image_id", S), _f("kind", S), _f("config_hash", S),
                            _f("values", pa.list_(F32))), partition_by=("model",)),
+    TableSpec("map_frames", (_f("model", S), _f("variant", S), _f("image_id", S),
+                             _f("resize_mode", S), _f("orig_h", I32), _f("orig_w", I32),
+                             _f("input_h", I32), _f("input_w", I32), _f("frame_left", F64),
+                             _f("frame_top", F64), _f("frame_right", F64),
+                             _f("frame_bottom", F64), _f("area_lost", F64)),
+              doc="the part of each image a model's maps cover (a crop, or the whole)"),
+    TableSpec("patch_tokens", (_f("model", S), _f("variant", S), _f("layer", I16),
+                               _f("image_id", S), _f("patch", I32), _f("row", I16),
+                               _f("col", I16), _f("grid_h", I16), _f("grid_w", I16),
+                               _f("config_hash", S), _f("values", pa.list_(F16))),
+              partition_by=("model",), doc="one float16 token per patch (CNN: per cell)"),
+    TableSpec("box_similarity", (_f("model", S), _f("variant", S), _f("layer", I16),
+                                 _f("image_id", S), _f("box_index", I32), _f("n_in", I32),
+                                 _f("n_out", I32), _f("sim_in", F64), _f("sim_out", F64),
+                                 _f("config_hash", S)),
+              doc="mean cosine similarity to the box token inside vs outside each box"),
     TableSpec("metric_protocols", (_f("protocol_hash", S), _f("protocol_json", S))),
     TableSpec("metric_summaries", (_f("model", S), _f("variant", S), _f("method", S),
                                    _f("layer", I16), _f("head", I16), _f("protocol_hash", S),

@@ -43,6 +43,11 @@ JACCARD_1912 = (
     "Jaccard. The distribution of the flora in the alpine zone. New Phytologist 11, 1912."
 )
 
+AMIR_2022 = (
+    "Amir, Gandelsman, Bagon, Dekel. Deep ViT Features as Dense Visual Descriptors. "
+    "ECCV Workshops 2022."
+)
+
 _BASE = ("eval_size",)
 
 
@@ -202,10 +207,27 @@ def metric_catalogue(protocol: MetricProtocol | None = None) -> dict[str, Metric
     return {m.name: m for m in items}
 
 
+def feature_metric_catalogue() -> dict[str, MetricInfo]:
+    """Metrics of a model's feature space rather than of a map (``box_similarity``,
+    ``feature_similarity``; kernel ``ssl_wc.metrics.feature_similarity``)."""
+    return {"box_similarity_contrast": MetricInfo(
+        "box_similarity_contrast",
+        "Box-token similarity contrast",
+        "higher",
+        AMIR_2022,
+        ("token_layer",),
+        True,
+        "Mean cosine similarity of the patch tokens inside an expert box to the box's mean "
+        "token, minus that of the patches outside it: how distinctive the expert's part is "
+        "in the model's features.",
+    )}
+
+
 def catalogue_rows(protocol: MetricProtocol | None = None) -> list[dict[str, Any]]:
-    """The catalogue as a list of plain dicts (parameters as lists), one per metric."""
+    """The catalogue as a list of plain dicts (parameters as lists), one per metric: the
+    map metrics, then the feature-space metrics."""
     rows = []
-    for info in metric_catalogue(protocol).values():
+    for info in [*metric_catalogue(protocol).values(), *feature_metric_catalogue().values()]:
         row = asdict(info)
         row["parameters"] = list(info.parameters)
         rows.append(row)

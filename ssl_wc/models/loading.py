@@ -13,12 +13,20 @@ Where weights come from, in order:
    read at call time (huggingface_hub reads it once at import).
 
 If none has the weights, :class:`ModelNotAvailable` names the model key, what was looked
-for and how to provide it. CLIP and SigLIP load only the vision tower (``CLIPVisionModel``,
-``SiglipVisionModel``; the text weights are reported as unused, harmlessly). MAE loads
-with ``mask_ratio=0`` (the extraction also fixes the patch order, see ``extract``).
+for and how to provide it. CLIP and SigLIP load only the vision tower (``SiglipVisionModel``;
+for CLIP ``CLIPVisionModelWithProjection``, whose ``vision_model`` is the backbone and whose
+``visual_projection`` gives the 512-d joint embedding; the text weights are reported as
+unused, harmlessly). MAE loads with ``mask_ratio=0`` (the extraction also fixes the patch
+order, see ``extract``). A CNN (:class:`CnnSpec`, ResNet) loads as its ImageNet
+classifier (no attention, so no attention implementation).
+
+Every architecture key of the pinned config (:meth:`CheckpointSpec.layout_keys`:
+``model_type``, width, depth, heads, patch, image size, epsilons, activation, registers,
+pooling head, projection size, stages, ...) is compared with the loaded checkpoint;
+:class:`ConfigMismatch` names the first key that differs.
 
 Public: :func:`load_model`, :class:`LoadedModel`, :class:`ModelNotAvailable`,
-:class:`ConfigMismatch`, :func:`offline_mode`.
+:class:`ConfigMismatch`, :func:`check_layout`, :func:`offline_mode`.
 """
 
 from __future__ import annotations
@@ -34,24 +42,16 @@ import transformers
 from torch import nn
 
 from ssl_wc.models.device import DeviceChoice, choose_device
-from ssl_wc.models.registry import (
+from ssl_wc.models.registry import get_spec
+from ssl_wc.models.spec import (
     RANDOM_WEIGHTS_CONFIG_KEY,
     RANDOM_WEIGHTS_MARKER,
+    AnySpec,
     ModelSpec,
     SpecError,
-    get_spec,
 )
 
 log = logging.getLogger(__name__)
-
-LAYOUT_KEYS = (
-    "hidden_size",
-    "num_hidden_layers",
-    "num_attention_heads",
-    "patch_size",
-    "num_register_tokens",
-)
-"""Config fields that fix the token layout; a loaded checkpoint must match the spec on these."""
 
 
 class ModelNotAvailable(RuntimeError):
@@ -75,9 +75,10 @@ class LoadedModel:
     """A model ready for extraction, with the spec and the device record it was loaded with."""
 
     model: nn.Module
-    spec: ModelSpec
+    spec: AnySpec
     device: DeviceChoice
     provenance: dict[str, Any] = field(default_factory=dict)
+    projection: nn.Module | None = None  # CLIP: pooled (768) -> joint embedding (512)
 
 
 def offline_mode() -> bool:
@@ -88,7 +89,7 @@ def offline_mode() -> bool:
     return False
 
 
-def _how_to_provide(spec: ModelSpec) -> str:
+def _how_to_provide(spec: AnySpec) -> str:
     if spec.local_dir is not None:
         return (
             f"put a saved model (config.json + model.safetensors) in {spec.local_dir}, "
@@ -123,17 +124,22 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _model_class(spec: ModelSpec) -> type[Any]:
+def _load_class_name(spec: AnySpec) -> str:
+    return (spec.load_class if isinstance(spec, ModelSpec) else None) or spec.architecture
+
+
+def _model_class(spec: AnySpec) -> type[Any]:
+    name = _load_class_name(spec)
     try:
-        return getattr(transformers, spec.architecture)  # type: ignore[no-any-return]
+        return getattr(transformers, name)  # type: ignore[no-any-return]
     except AttributeError:
         raise SpecError(
             f"model {spec.key!r}: transformers {transformers.__version__} has no class "
-            f"{spec.architecture!r}"
+            f"{name!r}"
         ) from None
 
 
-def _from_pretrained(spec: ModelSpec, kwargs: dict[str, Any], local_only: bool | None) -> Any:
+def _from_pretrained(spec: AnySpec, kwargs: dict[str, Any], local_only: bool | None) -> Any:
     cls = _model_class(spec)
     errors = _hub_errors()
     if spec.local_dir is not None:
@@ -178,27 +184,41 @@ def _from_pretrained(spec: ModelSpec, kwargs: dict[str, Any], local_only: bool |
         ) from exc
 
 
-def check_layout(spec: ModelSpec, config: Any) -> None:
-    """Refuse a checkpoint whose layout fields differ from ``spec.config`` (see LAYOUT_KEYS)."""
-    diffs = []
-    for name in LAYOUT_KEYS:
-        if name not in spec.config:
-            continue
-        got = getattr(config, name, None)
-        want = spec.config[name]
+def _same(want: Any, got: Any) -> bool:
+    if isinstance(want, list | tuple) or isinstance(got, list | tuple):
         if isinstance(got, list | tuple) and not isinstance(want, list | tuple):
-            got = got[0] if len(set(got)) == 1 else got
-        if got != want:
+            return len(set(got)) == 1 and _same(want, got[0])  # patch_size [16, 16] vs 16
+        if isinstance(want, list | tuple) and not isinstance(got, list | tuple):
+            return False
+        return len(want) == len(got) and all(_same(a, b) for a, b in zip(want, got, strict=True))
+    if isinstance(want, float) or isinstance(got, float):
+        try:
+            return float(want) == float(got)
+        except (TypeError, ValueError):
+            return False
+    return bool(want == got)
+
+
+def check_layout(spec: AnySpec, config: Any) -> None:
+    """Refuse a checkpoint whose config differs from ``spec.config`` on any architecture
+    key (:meth:`CheckpointSpec.layout_keys`, ``model_type`` first); the error names the
+    first key that differs (and how many others do)."""
+    diffs: list[str] = []
+    for name in spec.layout_keys():
+        want = spec.config[name]
+        got = getattr(config, name, None)
+        if not _same(want, got):
             diffs.append(f"{name}: pinned {want!r}, checkpoint {got!r}")
     if diffs:
+        more = f" ({len(diffs) - 1} more key(s) differ)" if len(diffs) > 1 else ""
         raise ConfigMismatch(
-            f"model {spec.key!r} ({spec.source}): checkpoint layout differs from the "
-            f"registry: {'; '.join(diffs)}"
+            f"model {spec.key!r} ({spec.source}): the checkpoint does not have the pinned "
+            f"layout; first mismatch: {diffs[0]}{more}"
         )
 
 
 def load_model(
-    spec: ModelSpec | str,
+    spec: AnySpec | str,
     device: DeviceChoice | str = "auto",
     dtype: str = "auto",
     *,
@@ -209,19 +229,34 @@ def load_model(
     ``local_files_only``: ``None`` follows ``HF_HUB_OFFLINE``; ``True`` never touches the
     network. Raises :class:`ModelNotAvailable` when the weights cannot be found and
     :class:`ConfigMismatch` when the checkpoint's layout differs from the pinned config.
+    The provenance records the hub commit loaded (``commit_hash``; None for a local
+    folder).
     """
     if isinstance(spec, str):
         spec = get_spec(spec)
     choice = device if isinstance(device, DeviceChoice) else choose_device(device, dtype)
-    kwargs: dict[str, Any] = {"attn_implementation": "eager", "dtype": choice.torch_dtype}
+    kwargs: dict[str, Any] = {"dtype": choice.torch_dtype}
+    if isinstance(spec, ModelSpec):
+        kwargs["attn_implementation"] = "eager"
     if spec.architecture.startswith("ViTMAE"):
         kwargs["mask_ratio"] = 0.0
-    model = _from_pretrained(spec, kwargs, local_files_only)
+    loaded = _from_pretrained(spec, kwargs, local_files_only)
+    projection = None
+    model = loaded
+    if isinstance(spec, ModelSpec) and spec.load_class is not None:
+        model = _inner(loaded, spec)
+        if spec.projection is not None:
+            projection = getattr(loaded, spec.projection, None)
+            if not isinstance(projection, nn.Module):
+                raise SpecError(f"model {spec.key!r}: {spec.load_class} has no module "
+                                f"{spec.projection!r}")
     impl = getattr(model.config, "_attn_implementation", None)
-    if impl != "eager":  # pragma: no cover - guarded by the kwarg above
+    if isinstance(spec, ModelSpec) and impl != "eager":  # pragma: no cover - kwarg above
         raise RuntimeError(f"model {spec.key!r} loaded with attention {impl!r}, not eager")
     check_layout(spec, model.config)
     model = model.to(choice.torch_device).eval()
+    if projection is not None:
+        projection = projection.to(choice.torch_device).eval()
     random_weights = bool(getattr(model.config, RANDOM_WEIGHTS_CONFIG_KEY, False)) or (
         spec.local_dir is not None and (Path(spec.local_dir) / RANDOM_WEIGHTS_MARKER).exists()
     )
@@ -229,14 +264,37 @@ def load_model(
         log.warning("model %r at %s has RANDOM WEIGHTS", spec.key, spec.source)
     provenance = {
         "model_key": spec.key,
+        "kind": spec.kind,
         "source": spec.source,
         "revision": spec.revision,
-        "commit_hash": getattr(model.config, "_commit_hash", None),
+        "commit_hash": _loaded_commit(spec),
         "architecture": spec.architecture,
-        "attn_implementation": impl,
+        "load_class": _load_class_name(spec),
+        "attn_implementation": impl if isinstance(spec, ModelSpec) else None,
         "random_weights": random_weights,
         "transformers_version": transformers.__version__,
         "torch_version": torch.__version__,
         "device": choice.to_dict(),
     }
-    return LoadedModel(model=model, spec=spec, device=choice, provenance=provenance)
+    return LoadedModel(model=model, spec=spec, device=choice, provenance=provenance,
+                       projection=projection)
+
+
+def _loaded_commit(spec: AnySpec) -> str | None:
+    """The hub commit just loaded: the pinned commit, else where the cache's
+    ``refs/<revision>`` points now (transformers 5 no longer records it on the config);
+    None for a local folder (its identity is ``revisions.folder_fingerprint``)."""
+    if spec.local_dir is not None:
+        return None
+    from ssl_wc.models.revisions import resolve_revision
+
+    return resolve_revision(spec, local_files_only=True).commit
+
+
+def _inner(wrapper: nn.Module, spec: ModelSpec) -> nn.Module:
+    """The ``spec.architecture`` module inside a loaded wrapper (CLIP's vision_model)."""
+    for _name, module in wrapper.named_children():
+        if type(module).__name__ == spec.architecture:
+            return module
+    raise SpecError(f"model {spec.key!r}: {type(wrapper).__name__} holds no "
+                    f"{spec.architecture}")

@@ -1,16 +1,21 @@
-"""User-added checkpoints: any Hugging Face ViT-style model from a small config entry.
+"""User-added checkpoints and overrides of the built-ins, from a small config entry.
 
 An entry names a key and a source (hub id or local folder); the layout (patch size,
 registers, CLS, pooling, normalisation) is read from the checkpoint's ``config.json``
-(local folder, HF cache, or the hub when online), with explicit overrides. Files are
-TOML or JSON, validated strictly: unknown fields and wrong types are refused.
+(local folder, HF cache, or the hub when online), with explicit overrides. ViTs, SigLIP 2
+NaFlex (``siglip2``) and ResNets (``resnet``: a :class:`CnnSpec`) are recognised by
+``model_type``. An entry whose key is a built-in (``dinov2``, ``resnet50``, ...) overrides
+that built-in instead: it may pin a ``revision``, point it at another ``hub_id`` or a
+``local_dir`` (still checked against the pinned config) or change the preprocessing.
+Files are TOML or JSON, validated strictly: unknown fields and wrong types are refused.
 
 Public: :func:`spec_from_hf_config`, :func:`user_spec`, :func:`load_user_specs`.
-No torch, no transformers.
+Imports only ``spec`` and ``builtins``; no torch, no transformers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -19,13 +24,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ssl_wc.models.builtins import builtin
 from ssl_wc.models.spec import (
     CLIP_MEAN,
     CLIP_STD,
     HALF,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    AnySpec,
+    CnnSpec,
     ModelSpec,
+    NativePreprocess,
     PooledRule,
     SpecError,
 )
@@ -43,9 +52,14 @@ _FAMILIES: dict[str, tuple[str, bool, PooledRule, _Triple, _Triple]] = {
     "clip_vision_model": ("CLIPVisionModel", True, "cls", CLIP_MEAN, CLIP_STD),
     "siglip": ("SiglipVisionModel", False, "map", HALF, HALF),
     "siglip_vision_model": ("SiglipVisionModel", False, "map", HALF, HALF),
+    "siglip2": ("Siglip2VisionModel", False, "map", HALF, HALF),
+    "siglip2_vision_model": ("Siglip2VisionModel", False, "map", HALF, HALF),
 }
+_NAFLEX_TYPES = {"siglip2", "siglip2_vision_model"}
+_CNN_TYPES = {"resnet"}
 
-_COMPOSITE_TYPES = {"clip": "clip_vision_model", "siglip": "siglip_vision_model"}
+_COMPOSITE_TYPES = {"clip": "clip_vision_model", "siglip": "siglip_vision_model",
+                    "siglip2": "siglip2_vision_model"}
 
 
 def _as_hw(value: Any, what: str) -> tuple[int, int]:
@@ -71,6 +85,53 @@ def _vision_part(config_dict: Mapping[str, Any]) -> dict[str, Any]:
     return dict(config_dict)
 
 
+def _cnn_spec_from_config(key: str, source: str, cfg: dict[str, Any], *,
+                          architecture: str | None, revision: str | None,
+                          **overrides: Any) -> CnnSpec:
+    """A ResNet checkpoint: the microsoft/resnet-* processor geometry (short side 256,
+    centre crop 224, bicubic, ImageNet mean/std) unless overridden."""
+    fields: dict[str, Any] = {
+        "key": key,
+        "architecture": architecture or "ResNetForImageClassification",
+        "config": cfg,
+        "revision": revision,
+        "resize_mode": "native",
+        "native": NativePreprocess(short_side=256, crop_hw=(224, 224)),
+    }
+    fields.update(_source_fields(source))
+    for name in ("has_cls", "num_registers", "patch_size", "pooled"):
+        if name in overrides:
+            raise SpecError(f"model {key!r}: {name!r} does not apply to a CNN")
+    spec = _build(CnnSpec, key, fields, overrides)
+    assert isinstance(spec, CnnSpec)
+    return spec
+
+
+def _build(cls: type[ModelSpec] | type[CnnSpec], key: str, fields: dict[str, Any],
+           overrides: Mapping[str, Any]) -> AnySpec:
+    """``cls(**fields, **overrides)`` with lists made tuples; a bad field is a SpecError."""
+    fields = {**fields, **overrides}
+    _tuples(fields)
+    try:
+        return cls(**fields)
+    except TypeError as exc:
+        raise SpecError(f"model {key!r}: {exc}") from None
+
+
+def _source_fields(source: str) -> dict[str, Any]:
+    if Path(source).expanduser().is_dir():
+        return {"local_dir": str(Path(source).expanduser().resolve())}
+    return {"hub_id": source}
+
+
+def _tuples(fields: dict[str, Any]) -> None:
+    for name in ("mean", "std"):
+        if name in fields:
+            fields[name] = tuple(float(v) for v in fields[name])
+    if "input_hw" in fields:
+        fields["input_hw"] = _as_hw(fields["input_hw"], "input_hw")
+
+
 def spec_from_hf_config(
     key: str,
     source: str,
@@ -79,17 +140,22 @@ def spec_from_hf_config(
     architecture: str | None = None,
     revision: str | None = None,
     **overrides: Any,
-) -> ModelSpec:
-    """Build a :class:`ModelSpec` from a checkpoint's ``config.json`` contents.
+) -> AnySpec:
+    """Build a spec from a checkpoint's ``config.json`` contents.
 
     ``source`` is a hub id or a local folder (a folder if it exists on disk). The layout is
     read from the config: ``patch_size``, ``num_register_tokens`` (0 if absent), the model
     family (CLS or not, pooling rule, default normalisation) from ``model_type``. Composite
-    CLIP/SigLIP configs use their ``vision_config``. Any :class:`ModelSpec` field can be
-    overridden by keyword (for example ``input_hw=(224, 224)``, ``mean=...``).
+    CLIP/SigLIP configs use their ``vision_config``; SigLIP 2 NaFlex gets the ``aspect``
+    resize mode with ``num_patches`` as its patch budget; ``resnet`` gives a
+    :class:`CnnSpec`. Any spec field can be overridden by keyword (for example
+    ``input_hw=(224, 224)``, ``mean=...``).
     """
     cfg = _vision_part(config_dict)
     model_type = str(cfg.get("model_type", ""))
+    if model_type in _CNN_TYPES:
+        return _cnn_spec_from_config(key, source, cfg, architecture=architecture,
+                                     revision=revision, **overrides)
     family = _FAMILIES.get(model_type)
     if architecture is None:
         if family is not None:
@@ -128,13 +194,15 @@ def spec_from_hf_config(
         "std": tuple(std),
         "pooled": pooled,
         "default_method": "map" if pooled == "map" else "cls",
+        **_source_fields(source),
     }
-    if Path(source).expanduser().is_dir():
-        fields["local_dir"] = str(Path(source).expanduser().resolve())
-    else:
-        fields["hub_id"] = source
+    if model_type in _NAFLEX_TYPES:
+        budget = int(cfg.get("num_patches", 256))
+        side = round(budget ** 0.5) * int(patch)
+        fields.update(resize_mode="aspect", max_num_patches=budget, input_hw=(side, side),
+                      interpolation="bilinear")
     image_size = cfg.get("image_size")
-    if "input_hw" not in overrides and image_size is not None:
+    if "input_hw" not in overrides and "input_hw" not in fields and image_size is not None:
         hw = _as_hw(image_size, "image_size")
         # Models trained at a large size (DINOv2: 518) are evaluated at 224-ish: keep a
         # multiple of the patch size near 224 unless the user says otherwise.
@@ -142,17 +210,7 @@ def spec_from_hf_config(
             p = int(patch)
             hw = ((224 // p) * p, (224 // p) * p)
         fields["input_hw"] = hw
-    fields.update(overrides)
-    if "mean" in fields:
-        fields["mean"] = tuple(float(v) for v in fields["mean"])
-    if "std" in fields:
-        fields["std"] = tuple(float(v) for v in fields["std"])
-    if "input_hw" in fields:
-        fields["input_hw"] = _as_hw(fields["input_hw"], "input_hw")
-    try:
-        return ModelSpec(**fields)
-    except TypeError as exc:
-        raise SpecError(f"model {key!r}: {exc}") from None
+    return _build(ModelSpec, key, fields, overrides)
 
 
 # Accepted keys of one user model entry, with their types (strict: wrong types are refused).
@@ -244,16 +302,52 @@ def _check_normalisation(key: str, name: str, values: list[Any], where: str) -> 
         raise SpecError(f"{where}: model {key!r}: std must be above 0, got {values!r}")
 
 
-def user_spec(key: str, entry: Mapping[str, Any], *, where: str = "<dict>") -> ModelSpec:
-    """One user entry (a dict as in the TOML/JSON file) to a :class:`ModelSpec`.
 
-    Required: ``source`` (hub id or local folder; or ``hub_id`` / ``local_dir``). The layout
-    is read from the checkpoint's ``config.json`` when it can be found (local folder, HF
-    cache, or hub when online); otherwise give ``architecture``, ``patch_size``,
-    ``has_cls``, ``num_registers`` and a ``config`` dict with at least ``hidden_size``,
-    ``num_hidden_layers`` and ``num_attention_heads``.
+_BUILTIN_OVERRIDES = ("revision", "hub_id", "local_dir", "resize_mode", "interpolation",
+                      "input_size", "notes")
+"""Fields an entry for a built-in key may set (the layout stays the pinned one)."""
+
+
+def _override_builtin(base: AnySpec, entry: Mapping[str, Any], where: str) -> AnySpec:
+    """A built-in spec with an entry's overrides (revision pin, source, preprocessing)."""
+    bad = [n for n in entry if n not in _BUILTIN_OVERRIDES]
+    if bad:
+        raise SpecError(
+            f"{where}: model {base.key!r} is a built-in: an entry for it may only set "
+            f"{', '.join(_BUILTIN_OVERRIDES)} (not {', '.join(bad)}); give a new key for "
+            "another checkpoint")
+    changes: dict[str, Any] = {}
+    for name in ("revision", "resize_mode", "interpolation", "notes"):
+        if name in entry:
+            changes[name] = entry[name]
+    if "input_size" in entry:
+        changes["input_hw"] = _as_hw(entry["input_size"], "input_size")
+    if "local_dir" in entry:
+        folder = Path(str(entry["local_dir"])).expanduser()
+        changes.update(local_dir=str(folder.resolve()), hub_id=None)
+    elif "hub_id" in entry:
+        changes.update(hub_id=entry["hub_id"], local_dir=None)
+    try:
+        return dataclasses.replace(base, **changes)
+    except (TypeError, ValueError) as exc:
+        raise SpecError(f"{where}: model {base.key!r}: {exc}") from None
+
+
+def user_spec(key: str, entry: Mapping[str, Any], *, where: str = "<dict>") -> AnySpec:
+    """One user entry (a dict as in the TOML/JSON file) to a spec.
+
+    For a built-in key the entry overrides the built-in (see :data:`_BUILTIN_OVERRIDES`;
+    e.g. ``revision = "<commit>"`` pins it). Otherwise ``source`` (hub id or local folder;
+    or ``hub_id`` / ``local_dir``) is required. The layout is read from the checkpoint's
+    ``config.json`` when it can be found (local folder, HF cache, or hub when online);
+    otherwise give ``architecture``, ``patch_size``, ``has_cls``, ``num_registers`` and a
+    ``config`` dict with at least ``hidden_size``, ``num_hidden_layers`` and
+    ``num_attention_heads``.
     """
     _check_user_entry(key, entry, where)
+    base = builtin(key)
+    if base is not None:
+        return _override_builtin(base, entry, where)
     source = entry.get("source") or entry.get("local_dir") or entry.get("hub_id")
     if not source:
         raise SpecError(f"{where}: model {key!r}: give 'source' (hub id or local folder)")
@@ -297,9 +391,7 @@ def user_spec(key: str, entry: Mapping[str, Any], *, where: str = "<dict>") -> M
     )
 
 
-def load_user_specs(
-    path: str | os.PathLike[str], *, register_them: bool = False
-) -> list[ModelSpec]:
+def load_user_specs(path: str | os.PathLike[str]) -> list[AnySpec]:
     """Read user model entries from a TOML or JSON file.
 
     TOML form (JSON: the same structure)::
@@ -311,8 +403,11 @@ def load_user_specs(
         interpolation = "bicubic"                   # optional
         mean = [0.485, 0.456, 0.406]                # optional, family default otherwise
 
-    Unknown fields and wrong types are refused (never coerced). With ``register_them`` the
-    specs are added to the registry (an existing key is an error).
+        [models.dinov2]                             # a built-in key: an override
+        revision = "<commit hash>"                  # pin the hub revision
+
+    Unknown fields and wrong types are refused (never coerced). Registering them is the
+    registry's job (``ssl_wc.models.registry.register_user_specs``).
     """
     p = Path(path)
     try:
@@ -329,14 +424,9 @@ def load_user_specs(
     models = doc.get("models") if isinstance(doc, dict) else None
     if not isinstance(models, dict) or not models:
         raise SpecError(f"{p}: expected a non-empty 'models' table of model entries")
-    specs: list[ModelSpec] = []
+    specs: list[AnySpec] = []
     for key, entry in models.items():
         if not isinstance(entry, dict):
             raise SpecError(f"{p}: models.{key} must be a table")
         specs.append(user_spec(key, entry, where=str(p)))
-    if register_them:
-        from ssl_wc.models.registry import register
-
-        for spec in specs:
-            register(spec)
     return specs

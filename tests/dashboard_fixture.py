@@ -367,7 +367,11 @@ def _metric_rows(keys: dict[str, np.ndarray], iou90: np.ndarray, area: np.ndarra
         annotation_area=area,
         mse=np.clip(0.05 - 0.2 * iou90 + rng.normal(0, 0.006, n), 0.004, 1),
         kl=np.clip(3.2 - 6 * iou90 + rng.normal(0, 0.15, n), 0.5, 8),
-        emd=np.clip(0.36 - 0.75 * iou90 + rng.normal(0, 0.02, n), 0.05, 1))
+        emd=np.clip(0.36 - 0.75 * iou90 + rng.normal(0, 0.02, n), 0.05, 1),
+        roc_auc=np.clip(0.55 + 2.0 * iou90 + rng.normal(0, 0.03, n), 0, 1),
+        gini=np.clip(0.45 + rng.normal(0, 0.05, n), 0, 1),
+        entropy=np.clip(10.4 + rng.normal(0, 0.1, n), 0, math.log(224 * 224)))
+    mm["emd_point"] = np.clip(mm["emd"] * rng.lognormal(0.05, 0.1, n), 0, 1)
     if extra is not None:  # baselines: published means for MSE / KL / EMD
         _, cov_b, mse_b, kl_b, emd_b = extra["values"]
         mm.update(coverage=np.clip(g * cov_b / 0.077 * rng.lognormal(0, 0.15, n), 0, 1),

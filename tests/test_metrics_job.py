@@ -18,8 +18,8 @@ _q = query_catalog
 def test_empty_target_is_null_not_zero():
     keys = {k: [v] for k, v in dict(model="m", variant="frozen", method="cls", layer=0, head=-1,
                                    image_id="x", source_run_id="r").items()}
-    mm, mi = score_rows(keys, np.random.default_rng(0).random((1, 4, 4)),
-                        [np.zeros((0, 4))], MetricProtocol(), "p")
+    mm, mi, _ = score_rows(keys, np.random.default_rng(0).random((1, 4, 4)),
+                           [np.zeros((0, 4))], MetricProtocol(), "p")
     row = mm.to_pylist()[0]
     assert row["pointing_t0"] is None and row["pointing_t15"] is None
     assert row["coverage"] is None and row["kl"] is None

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
 from ssl_wc.lake.catalog import LakeState, read_manifests
 from ssl_wc.paths import WarehousePaths
 
@@ -65,3 +68,9 @@ def unchanged_input(wh: WarehousePaths, kind: str, tables: tuple[str, ...], *, f
                                  message=f"{what} unchanged since run {prev['run_id']}")
     return fp, None
 
+
+
+def nan_to_null(a: np.ndarray) -> pa.Array:
+    """float64 Arrow array with NaN stored as NULL (metric columns: NULL, never NaN)."""
+    a = np.asarray(a, dtype=np.float64)
+    return pa.array(a, mask=np.isnan(a))

@@ -21,7 +21,8 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ingest.common import JobResult
+from ingest.common import JobResult, nan_to_null
+from ingest.summaries import materialise_summaries
 from ssl_wc.lake.catalog import LakeState, read_manifests
 from ssl_wc.lake.runs import Run
 from ssl_wc.metrics import baselines as bl
@@ -29,7 +30,7 @@ from ssl_wc.metrics.kernels import score_map_targets
 from ssl_wc.metrics.protocol import MetricProtocol
 from ssl_wc.paths import WarehousePaths
 from ssl_wc.sqlfiles import named_query
-from ssl_wc.warehouse import open_reader, read_named
+from ssl_wc.warehouse import open_reader
 
 BASELINES = ("random", "center_gaussian", "saliency_prior", "sobel_edges")
 TF_COLS = ("coverage", "pointing_t0", "pointing_t15", "topk_pointing", "relevance_rank_acc",
@@ -54,11 +55,6 @@ def load_targets(con: duckdb.DuckDBPyConnection) -> dict[str, np.ndarray]:
 def image_targets(boxes: np.ndarray) -> list[np.ndarray]:
     """An image's targets in row order: the union of its boxes, then each box alone."""
     return [boxes] + [boxes[b:b + 1] for b in range(len(boxes))]
-
-
-def _nan_to_none(a: np.ndarray) -> pa.Array:
-    a = np.asarray(a, dtype=np.float64)
-    return pa.array(a, mask=np.isnan(a))
 
 
 def _constant(value: str, n: int) -> pa.Array:
@@ -98,13 +94,13 @@ def score_rows(keys: dict[str, Any], maps: np.ndarray, boxes: list[np.ndarray],
         pa.array((within > 0).astype(np.int32)), pa.array(["image", "box"])).cast(pa.string())
     base["box_index"] = pa.array((within - 1).astype(np.int32))
     base["protocol_hash"] = _constant(phash, m)
-    mm = pa.table({**base, **{c: _nan_to_none(tf[c]) for c in TF_COLS}})
+    mm = pa.table({**base, **{c: nan_to_null(tf[c]) for c in TF_COLS}})
     p = len(protocol.percentiles)
     rep = pa.array(np.repeat(np.arange(m), p))
     iou_cols = {k: v.take(rep) for k, v in base.items()}
     iou_cols["percentile"] = pa.array(np.tile(np.asarray(protocol.percentiles, np.int16), m))
     for c in PCT_COLS:
-        iou_cols[c] = _nan_to_none(np.asarray(pct[c]).reshape(-1))
+        iou_cols[c] = nan_to_null(np.asarray(pct[c]).reshape(-1))
     return mm, pa.table(iou_cols), row_map
 
 
@@ -125,8 +121,10 @@ def _scored_sources(state: LakeState) -> dict[str, str]:
 def materialise_metrics(wh: WarehousePaths, *, baselines: bool = True, strict: bool = False,
                         protocol: MetricProtocol | None = None, force: bool = False,
                         random_trials: int = 100, echo: Any = None,
-                        workers: int = SCORE_WORKERS) -> list[JobResult]:
-    """Compute what is missing; then refresh the summaries. Returns one result per part."""
+                        workers: int = SCORE_WORKERS, summaries: bool = True
+                        ) -> list[JobResult]:
+    """Compute what is missing; then refresh the summaries of the map sources whose
+    metrics changed (``summaries``). Returns one result per part."""
     protocol = protocol or MetricProtocol()
     phash = protocol.hash()
     results: list[JobResult] = []
@@ -178,9 +176,8 @@ def materialise_metrics(wh: WarehousePaths, *, baselines: bool = True, strict: b
     if baselines:
         results.append(materialise_baselines(wh, state, images, boxes, protocol, force=force,
                                              trials=random_trials, workers=workers))
-    if any(r.status in ("committed", "partial") for r in results) or force or \
-            not any(t == "metric_summaries" for (t, _u) in state.live):
-        results.append(materialise_summaries(wh))
+    if summaries:
+        results.append(materialise_summaries(wh, force=force))
     return results
 
 
@@ -311,40 +308,11 @@ def _random_rows(image_id: str, targets: list[np.ndarray], protocol: MetricProto
         "image_id": [image_id] * n, "source_run_id": [""] * n,
         "target": ["image"] + ["box"] * (n - 1), "box_index": list(range(-1, n - 1)),
         "protocol_hash": [phash] * n}
-    mm = pa.table({**base, **{c: _nan_to_none(tf[c]) for c in TF_COLS}})
+    mm = pa.table({**base, **{c: nan_to_null(tf[c]) for c in TF_COLS}})
     p = len(protocol.percentiles)
     idx = np.repeat(np.arange(n), p)
     cols: dict[str, Any] = {k: [v[i] for i in idx] for k, v in base.items()}
     cols["percentile"] = list(protocol.percentiles) * n
     for c in PCT_COLS:
-        cols[c] = _nan_to_none(np.asarray(pct[c]).reshape(-1))
+        cols[c] = nan_to_null(np.asarray(pct[c]).reshape(-1))
     return mm, pa.table(cols)
-
-
-def materialise_summaries(wh: WarehousePaths, *, resamples: int = 10_000,
-                          seed: int = 0) -> JobResult:
-    """Per model/variant/method/layer/fused head and metric: mean, sd, n, bootstrap CI.
-
-    Percentile bootstrap (Efron & Tibshirani 1993) of the mean over images, 10,000
-    resamples with a fixed seed; a snapshot table (unit ``*``) rebuilt whole.
-    """
-    from ssl_wc.stats.bootstrap import bootstrap_mean_ci_groups
-
-    df = read_named(wh, "job_summary_values")
-    keys = ["model", "variant", "method", "layer", "head", "protocol_hash", "metric",
-            "percentile"]
-    groups = df.group_by(keys, maintain_order=True).agg(vals=df.columns[-1])
-    with Run(wh, "summaries", {"resamples": resamples, "seed": seed}) as run:
-        if groups.height:
-            vals = [np.asarray(v, dtype=np.float64) for v in groups["vals"].to_list()]
-            mean, sd, lo, hi = bootstrap_mean_ci_groups(vals, resamples=resamples, seed=seed)
-            out = groups.drop("vals").to_arrow()
-            out = out.append_column("n", pa.array([len(v) for v in vals], pa.int32()))
-            for name, arr in (("mean", mean), ("sd", sd), ("ci_low", lo), ("ci_high", hi)):
-                out = out.append_column(name, _nan_to_none(arr))
-            run.write("metric_summaries", out, unit_key="*")
-        run.add_units("metric_summaries", ["*"])
-        run.commit(groups=groups.height)
-    return JobResult("summaries", run.status, run.run_id, new=groups.height,
-                     message=f"{groups.height} summaries")
-

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 from PIL import Image, ImageDraw
 
@@ -120,6 +119,7 @@ class FixtureSpec:
     history: bool = True  # a failed run and a partial run with ingest errors
     image_size: tuple[int, int] = (320, 480)  # (min, max) side of the written JPEGs
     images_per_write: int = 8
+    resamples: int = 2_000  # bootstrap resamples of the per-layer summaries
 
     @classmethod
     def full_scale(cls, seed: int = 0) -> FixtureSpec:
@@ -631,25 +631,10 @@ def _write_baselines(wh: WarehousePaths, spec: FixtureSpec, ids: list[str],
 
 
 def _write_summaries(wh: WarehousePaths, spec: FixtureSpec, built: BuiltWarehouse) -> None:
-    """Per-layer means of the fused maps and baselines, from the committed metrics."""
-    rebuild_catalog(wh)
-    from ssl_wc.warehouse import open_reader
+    """The summaries, by the metrics job's own summaries step (per-layer bootstrap CIs,
+    feature, style, head-ranking and baseline-gap tables) over the committed metrics."""
+    from ingest.metrics import materialise_summaries
 
-    con = open_reader(wh.root, udfs=False)
-    try:
-        df = con.sql("""
-            SELECT model, variant, method, layer, head, protocol_hash, metric, percentile,
-                   count(value)::INTEGER AS n, avg(value) AS mean, stddev_samp(value) AS sd
-            FROM metric_long
-            WHERE target = 'image' AND head < 0 AND value IS NOT NULL
-            GROUP BY ALL""").pl()
-    finally:
-        con.close()
-    half = 1.96 * df["sd"].fill_null(0.0) / df["n"].cast(pl.Float64).sqrt()
-    df = df.with_columns(ci_low=pl.col("mean") - half, ci_high=pl.col("mean") + half)
-    with Run(wh, "summaries", {"resamples": 10_000, "seed": 0}, rebuild_catalog=False) as run:
-        if df.height:
-            run.write("metric_summaries", df.to_arrow(), unit_key="*")
-        run.add_units("metric_summaries", ["*"])
-        run.commit(groups=df.height)
-    built.run_ids["summaries"] = run.run_id
+    rebuild_catalog(wh)
+    res = materialise_summaries(wh, resamples=spec.resamples)
+    built.run_ids["summaries"] = res.run_id or ""

@@ -129,6 +129,9 @@ def test_metrics_are_incremental(scored_wh, tiny_models):
     n_maps = _q(scored_wh, f"SELECT count(*) FROM attention_maps WHERE model = 'siglip-random' "
                            f"AND image_id = '{one}' AND method IN ('map', 'mean')")[0][0]
     assert res[0].new == n_maps
+    # only the two rescored map sources have their summaries recomputed
+    assert res[-1].job == "summaries" and res[-1].status == "committed"
+    assert res[-1].new == 2 and res[-1].skipped > 2
 
 
 def test_udf_with_own_percentile(scored_wh):

@@ -44,6 +44,8 @@ S, I16, I32, I64, F32, F64, B = (pa.string(), pa.int16(), pa.int32(), pa.int64()
 
 _MAP_KEYS = (_f("variant", S), _f("method", S), _f("layer", I16), _f("head", I16),
              _f("image_id", S))
+_SOURCE = (_f("model", S), _f("variant", S), _f("method", S), _f("layer", I16),
+           _f("head", I16))
 _METRIC_KEYS = (_f("model", S), *_MAP_KEYS, _f("target", S), _f("box_index", I32),
                 _f("protocol_hash", S), _f("source_run_id", S))
 
@@ -88,6 +90,27 @@ TABLES: dict[str, TableSpec] = {t.name: t for t in [
                                    _f("metric", S), _f("percentile", I16), _f("n", I32),
                                    _f("mean", F64), _f("sd", F64), _f("ci_low", F64),
                                    _f("ci_high", F64))),
+    TableSpec("feature_summaries", (*_SOURCE, _f("feature_label", I32),
+                                    _f("feature_name", S), _f("rollup", B),
+                                    _f("protocol_hash", S), _f("metric", S),
+                                    _f("percentile", I16), _f("n_boxes", I64),
+                                    _f("n_images", I64), _f("mean", F64), _f("sd", F64)),
+              partition_by=("model",)),
+    TableSpec("style_summaries", (*_SOURCE, _f("style_id", S), _f("style_name", S),
+                                  _f("style_rule", S), _f("protocol_hash", S), _f("metric", S),
+                                  _f("percentile", I16), _f("n_images", I64), _f("mean", F64),
+                                  _f("sd", F64)),
+              partition_by=("model",)),
+    TableSpec("head_rankings", (*_SOURCE, _f("protocol_hash", S), _f("metric", S),
+                                _f("percentile", I16), _f("n_images", I64),
+                                _f("mean_score", F64), _f("mean_rank", F64), _f("top1", I64),
+                                _f("top3", I64)),
+              partition_by=("model",)),
+    TableSpec("baseline_gaps", (*_SOURCE, _f("baseline", S), _f("protocol_hash", S),
+                                _f("metric", S), _f("percentile", I16), _f("n", I64),
+                                _f("mean_diff", F64), _f("sd_diff", F64), _f("d_z", F64),
+                                _f("t_stat", F64), _f("direction", S)),
+              partition_by=("model",)),
     TableSpec("metrics_map", (*_METRIC_KEYS, _f("coverage", F64), _f("pointing_t0", F64),
                               _f("pointing_t15", F64), _f("topk_pointing", F64),
                               _f("relevance_rank_acc", F64), _f("annotation_area", F64),

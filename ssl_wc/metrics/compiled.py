@@ -188,7 +188,8 @@ def rank_maps(
     ``tbits`` (n,) uint64 (``any_idx``: the pixels with any bit set; at most 64
     targets):
 
-    - ``hits[r, j, m]``: G_j's pixels among the first ``ks[j, m]`` of the order;
+    - ``hits[r, j, m]``: G_j's pixels among the first ``ks[j, m]`` of the order (the
+      counts ``ks[:, :-1]`` are the same for every target, the last one is per target);
     - ``rank_sum[r, j]``: the sum of G_j's ascending mid-ranks (tied values share the
       mean of their 1-based ranks);
     - ``sums[r, 1] = sum_k k * x_(k)`` over x = u - lo in ascending order (Gini).
@@ -203,17 +204,24 @@ def rank_maps(
     scanned; a bucket of more than ``LARGE`` members is sorted once (stably) and
     searched. For the Gini sum, a bucket with ascending values y_1..y_m above
     ``below`` pixels contributes sum_i (below + i) y_i =
-    (below + (m + 1)/2) sum y + (1/2) sum_{i<j} |y_i - y_j|.
+    (below + (m + 1)/2) sum y + (1/2) sum_{i<j} |y_i - y_j|: the first part pixel by
+    pixel while scattering, the second for the buckets with several members only.
     """
     c, n = u.shape
     t = rank_sum.shape[1]
     nk = ks.shape[1]
     hist = np.zeros(BUCKETS, np.int32)
-    start = np.empty(BUCKETS, np.int32)
+    start = np.empty(BUCKETS + 1, np.int32)
+    multi = np.empty(BUCKETS, np.int32)
     keys = np.empty(n, np.uint16)
     perm = np.empty(n, np.int32)
     vals = np.empty(n)
-    cnt = np.zeros((max(t, 1), nk), np.int64)
+    # the counts shared by every target (ks[:, :-1]), ascending, and where each goes
+    n_shared = nk - 1
+    order = np.argsort(ks[0, :n_shared]) if t > 0 else np.zeros(0, np.int64)
+    shared = ks[0, :n_shared][order] if t > 0 else np.zeros(0, np.int64)
+    slots = np.zeros((max(t, 1), n_shared + 1), np.int64)
+    below_g = np.zeros(max(t, 1), np.int64)
     rsum = np.zeros(max(t, 1))
     one = np.empty(1)
     one_bits = one.view(np.int64)
@@ -256,50 +264,54 @@ def rank_maps(
             keys[p] = k
             hist[k] += 1
         kmax = ((span >> shift) + 1) if pmax > 0.0 else 0
+        # bucket b holds positions [start[b + 1], start[b]) of the order (start[0] = n)
         pos = 0
+        n_multi = 0
         for b in range(kmax, -1, -1):  # largest values first
             m = hist[b]
-            start[b] = pos
-            hist[b] = pos  # the next free slot of bucket b; after the scatter, its end
+            start[b + 1] = pos
+            hist[b] = pos  # the next free slot of bucket b
             pos += m
+            if m > 1:
+                multi[n_multi] = b
+                n_multi += 1
+        start[0] = n
+        weighted = 0.0
         for p in range(n):  # index order: equal values stay in index order
             k = keys[p]
             q = hist[k]
             perm[q] = p
-            vals[q] = ur[p]
+            v = ur[p]
+            vals[q] = v
             hist[k] = q + 1
-        weighted = 0.0
+            s = start[k + 1]
+            e = start[k]
+            # ascending ranks of bucket k are n - e + 1 .. n - s: their mean, times x
+            weighted += (v - low) * (n - 0.5 * (s + e - 1))
         spread = 0.0
-        for b in range(kmax, -1, -1):
-            s = start[b]
-            e = hist[b]
+        for i in range(n_multi):
+            b = multi[i]
+            s = start[b + 1]
+            e = start[b]
             m = e - s
-            if m == 1:
-                weighted += (vals[s] - low) * (n - s)  # ascending rank n - s
-            elif m > LARGE:
+            if m > LARGE:
                 _sort_segment(vals, perm, s, e)
-                tot = 0.0
                 for q in range(m):
-                    va = vals[s + q]
-                    tot += va
-                    spread += (m - 2 * q - 1) * (va - low)
-                weighted += (tot - m * low) * (n - e + 0.5 * (m + 1))
-            elif m > 1:
-                tot = 0.0
+                    spread += (m - 2 * q - 1) * (vals[s + q] - low)
+            else:
                 for a in range(s, e):
                     va = vals[a]
-                    tot += va
                     for q in range(a + 1, e):
                         spread += abs(va - vals[q])
-                weighted += (tot - m * low) * (n - e + 0.5 * (m + 1))
         sums[r, 1] = weighted + 0.5 * spread
-        cnt[:, :] = 0
+        slots[:, :] = 0
+        below_g[:] = 0
         rsum[:] = 0.0
         for i in range(any_idx.shape[0]):
             p = any_idx[i]
             k = keys[p]
-            s = start[k]
-            e = hist[k]
+            s = start[k + 1]
+            e = start[k]
             m = e - s
             if m == 1:
                 mid = n - s
@@ -323,18 +335,23 @@ def rank_maps(
                     before += same & (perm[a] < p)
                 mid = (n - e) + lt + 0.5 * (eq + 1)
                 at = s + (m - lt - eq) + before  # 0-based position in the order
+            slot = 0  # how many of the shared counts are <= at
+            while slot < n_shared and shared[slot] <= at:
+                slot += 1
             w_bits = tbits[p]
             for j in range(t):
                 if (w_bits >> np.uint64(j)) & np.uint64(1):
                     rsum[j] += mid
-                    for q in range(nk):
-                        cnt[j, q] += at < ks[j, q]
+                    slots[j, slot] += 1
+                    below_g[j] += at < ks[j, nk - 1]
         for j in range(t):
             rank_sum[r, j] = rsum[j]
-            for q in range(nk):
-                hits[r, j, q] = cnt[j, q]
-        for b in range(kmax + 1):
-            hist[b] = 0
+            acc = 0
+            for q in range(n_shared):  # G_j's pixels at positions below shared[q]
+                acc += slots[j, q]
+                hits[r, j, order[q]] = acc
+            hits[r, j, nk - 1] = below_g[j]
+        hist[: kmax + 1] = 0
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})

@@ -36,11 +36,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from previous import PREVIOUS, previous_metrics  # noqa: E402
+from previous import PREVIOUS, previous_metrics
 
-from ssl_wc.metrics.kernels import MetricProtocol, score_map_targets  # noqa: E402
-from ssl_wc.metrics.reference import reference_score_maps  # noqa: E402
-from ssl_wc.resources import peak_rss_mb  # noqa: E402
+from ssl_wc.metrics.kernels import MetricProtocol, score_map_targets
+from ssl_wc.metrics.reference import reference_score_maps
+from ssl_wc.resources import peak_rss_mb
 
 
 def make_boxes(rng: np.random.Generator, n_images: int) -> list[np.ndarray]:

@@ -80,8 +80,7 @@ def test_threads_share_the_pool(annotated_wh):
 
 def test_a_connection_that_failed_is_not_reused(annotated_wh):
     pool = ReaderPool()
-    with pytest.raises(duckdb.Error):
-        with pool.connection(annotated_wh) as con:
-            con.sql("SELECT * FROM no_such_view").fetchall()
+    with pytest.raises(duckdb.Error), pool.connection(annotated_wh) as con:
+        con.sql("SELECT * FROM no_such_view").fetchall()
     assert _errors(pool, annotated_wh) >= 0
     assert pool.opened == 2

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from ingest.common import JobResult, nan_to_null
 from ingest.summaries import materialise_summaries
-from ssl_wc.lake.catalog import LakeState, read_manifests
+from ssl_wc.lake.catalog import LakeState, read_manifests, rebuild_catalog
 from ssl_wc.lake.runs import Run
 from ssl_wc.metrics import baselines as bl
 from ssl_wc.metrics.kernels import score_map_targets
@@ -250,42 +250,53 @@ def materialise_baselines(wh: WarehousePaths, state: LakeState,
         return JobResult("baselines", "skipped", None, skipped=len(images),
                          message="baselines already scored")
     t0 = time.monotonic()
-    with Run(wh, "baselines", {"protocol": protocol.as_dict(), "baselines": BASELINES,
-                               "random_trials": trials}) as run:
-        fixed = {"center_gaussian": bl.center_gaussian((h, w)),
-                 "saliency_prior": bl.saliency_prior((h, w))}
-        for image_id, path, root in todo:
-            boxes = targets[image_id]
-            tlist = image_targets(boxes)
-            maps: dict[str, np.ndarray] = dict(fixed)
-            if path is not None:
-                try:
-                    full = Path(root or "") / path if not Path(path).is_absolute() else Path(path)
-                    maps["sobel_edges"] = bl.sobel_edges(_gray(full), (h, w))
-                except OSError as exc:
-                    run.log_error("baselines", image_id, exc)
-            names = list(maps)
-            keys: dict[str, Any] = {
-                "model": [f"baseline:{name}" for name in names],
-                "variant": ["frozen"] * len(names), "method": ["baseline"] * len(names),
-                "layer": [0] * len(names), "head": [-1] * len(names),
-                "image_id": [image_id] * len(names), "source_run_id": [""] * len(names)}
-            mm, mi, row_map = score_rows(keys, np.stack([maps[b] for b in names]),
-                                         [boxes] * len(names), protocol, phash,
-                                         workers=workers, targets=[tlist] * len(names))
-            p = len(protocol.percentiles)
-            for j, name in enumerate(names):
-                rows = pa.array(np.flatnonzero(row_map == j))
-                iou_rows = pa.array((np.flatnonzero(row_map == j)[:, None] * p
-                                     + np.arange(p)).ravel())
-                _write_baseline(run, name, image_id, phash, mm.take(rows), mi.take(iou_rows))
-            mm, mi = _random_rows(image_id, tlist, protocol, phash, trials, workers)
-            _write_baseline(run, "random", image_id, phash, mm, mi)
-        run.commit()
+    fixed = {"center_gaussian": bl.center_gaussian((h, w)),
+             "saliency_prior": bl.saliency_prior((h, w))}
+    # a short run straight after another: its start needs no catalog of its own;
+    # the catalog is rebuilt once it ends, committed or failed
+    try:
+        with Run(wh, "baselines", {"protocol": protocol.as_dict(), "baselines": BASELINES,
+                                   "random_trials": trials}, rebuild_catalog=False) as run:
+            for image_id, path, root in todo:
+                maps: dict[str, np.ndarray] = dict(fixed)
+                if path is not None:
+                    full = Path(path) if Path(path).is_absolute() else Path(root or "") / path
+                    try:
+                        maps["sobel_edges"] = bl.sobel_edges(_gray(full), (h, w))
+                    except OSError as exc:
+                        run.log_error("baselines", image_id, exc)
+                _score_baselines(run, image_id, maps, targets[image_id], protocol, phash,
+                                 trials, workers)
+            run.commit()
+    finally:
+        rebuild_catalog(wh)
     return JobResult("baselines", run.status, run.run_id, new=len(todo),
                      failed=len(run.errors), message=f"{len(todo)} images x {len(BASELINES)} "
                                                      "baselines",
                      seconds=time.monotonic() - t0)
+
+
+def _score_baselines(run: Run, image_id: str, maps: dict[str, np.ndarray], boxes: np.ndarray,
+                     protocol: MetricProtocol, phash: str, trials: int, workers: int) -> None:
+    """One image's fixed baseline maps and its random trials, against its union and each
+    box (the targets prepared once for all of them)."""
+    tlist = image_targets(boxes)
+    names = list(maps)
+    k = len(names)
+    keys: dict[str, Any] = {
+        "model": [f"baseline:{name}" for name in names], "variant": ["frozen"] * k,
+        "method": ["baseline"] * k, "layer": [0] * k, "head": [-1] * k,
+        "image_id": [image_id] * k, "source_run_id": [""] * k}
+    mm, mi, row_map = score_rows(keys, np.stack([maps[b] for b in names]), [boxes] * k,
+                                 protocol, phash, workers=workers, targets=[tlist] * k)
+    p = len(protocol.percentiles)
+    for j, name in enumerate(names):
+        rows = np.flatnonzero(row_map == j)
+        iou_rows = (rows[:, None] * p + np.arange(p)).ravel()
+        _write_baseline(run, name, image_id, phash, mm.take(pa.array(rows)),
+                        mi.take(pa.array(iou_rows)))
+    mm, mi = _random_rows(image_id, tlist, protocol, phash, trials, workers)
+    _write_baseline(run, "random", image_id, phash, mm, mi)
 
 
 def _write_baseline(run: Run, name: str, image_id: str, phash: str, mm: pa.Table,

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.common import JobResult, nan_to_null
-from ssl_wc.lake.catalog import LakeState, read_manifests
+from ssl_wc.lake.catalog import LakeState, read_manifests, rebuild_catalog
 from ssl_wc.lake.runs import Run
 from ssl_wc.metrics.catalogue import catalogue_rows
 from ssl_wc.paths import WarehousePaths
@@ -114,8 +114,6 @@ def materialise_summaries(wh: WarehousePaths, *, resamples: int = 10_000, seed: 
     Each source is a unit of every summary table, so unchanged sources keep their rows
     and a source whose metrics are gone has its summaries withdrawn.
     """
-    from ssl_wc.stats.bootstrap import bootstrap_mean_ci_groups
-
     state = read_manifests(wh)
     fps = summary_fingerprints(state, resamples, seed)
     done = _summarised(state)
@@ -133,31 +131,45 @@ def materialise_summaries(wh: WarehousePaths, *, resamples: int = 10_000, seed: 
     batches: list[Source | None] = ([None] if len(changed) == len(fps)
                                     else [_source_of(k) for k in changed])
     n_groups = 0
-    with Run(wh, "summaries", {"resamples": resamples, "seed": seed}) as run:
-        con = open_reader(wh, udfs=False)
-        try:
-            for src in batches:
-                params = dict(zip(("model", "variant", "method"), src or (None,) * 3,
-                                  strict=True))
-                n_groups += _write_layer_summaries(
-                    run, con.sql(named_query("job_summary_values"), params=params).pl(),
-                    resamples, seed, bootstrap_mean_ci_groups)
-                _write_per_source(run, "feature_summaries", feature_summaries(con, params))
-                for table, query in SUMMARY_TABLES.items():
-                    _write_per_source(run, table,
-                                      con.sql(named_query(query), params=params).to_arrow_table())
-        finally:
-            con.close()
-        for table in ALL_TABLES:
-            run.add_units(table, [*changed, *gone])  # a source without rows: withdrawn
-        run.add_units("metric_summaries", ["*"])  # supersedes a whole-table snapshot
-        run.commit(groups=n_groups, fingerprints={k: fps[k] for k in changed},
-                   withdrawn=gone)
+    # a short run straight after the metrics: its start needs no catalog of its own;
+    # the catalog is rebuilt once it ends, committed or failed
+    try:
+        with Run(wh, "summaries", {"resamples": resamples, "seed": seed},
+                 rebuild_catalog=False) as run:
+            con = open_reader(wh, udfs=False)
+            con.execute("SET enable_progress_bar = false")  # a job's output, not a terminal
+            try:
+                for src in batches:
+                    n_groups += _summarise(run, con, src, resamples, seed)
+            finally:
+                con.close()
+            for table in ALL_TABLES:
+                run.add_units(table, [*changed, *gone])  # a source without rows: withdrawn
+            run.add_units("metric_summaries", ["*"])  # supersedes a whole-table snapshot
+            run.commit(groups=n_groups, fingerprints={k: fps[k] for k in changed},
+                       withdrawn=gone)
+    finally:
+        rebuild_catalog(wh)
     return JobResult("summaries", run.status, run.run_id, new=len(changed),
                      skipped=len(fps) - len(changed),
                      message=f"{len(changed)} map sources summarised ({n_groups} layer "
                              f"groups)" + (f", {len(gone)} withdrawn" if gone else ""),
                      seconds=time.monotonic() - t0)
+
+
+def _summarise(run: Run, con: duckdb.DuckDBPyConnection, src: Source | None, resamples: int,
+               seed: int) -> int:
+    """Write every summary table's rows of one map source (None: all sources)."""
+    from ssl_wc.stats.bootstrap import bootstrap_mean_ci_groups
+
+    params = dict(zip(("model", "variant", "method"), src or (None,) * 3, strict=True))
+    n_groups = _write_layer_summaries(
+        run, con.sql(named_query("job_summary_values"), params=params).pl(), resamples, seed,
+        bootstrap_mean_ci_groups)
+    _write_per_source(run, "feature_summaries", feature_summaries(con, params))
+    for table, query in SUMMARY_TABLES.items():
+        _write_per_source(run, table, con.sql(named_query(query), params=params).to_arrow_table())
+    return n_groups
 
 
 def _source_keys(rows: pa.Table) -> pa.Array:

@@ -84,6 +84,7 @@ __all__ = [
     "score_map_targets",
     "score_maps",
     "threshold_free_columns",
+    "warm_up",
 ]
 
 FAMILIES: tuple[str, ...] = (
@@ -493,6 +494,17 @@ def score_map_targets(
                 for _ in pool.map(run, work):
                     pass
     return tf_out, pp_out
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every compiled loop of the kernels, on a few
+    tiny maps that take every branch; jobs may run this in a background thread while
+    they do other work, so that the first real chunk does not wait for the compiler."""
+    protocol = MetricProtocol(eval_size=(64, 48))
+    maps = np.stack([np.full((4, 4), 2.0), np.random.default_rng(0).random((4, 4))])
+    targets = [np.array([[0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.3, 0.3]]),
+               np.array([[0.5, 0.5, 0.3, 0.3]]), np.zeros((0, 4))]
+    score_map_targets(maps, [targets, targets], protocol)
 
 
 def score_maps(

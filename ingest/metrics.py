@@ -26,7 +26,7 @@ from ingest.summaries import materialise_summaries
 from ssl_wc.lake.catalog import LakeState, read_manifests, rebuild_catalog
 from ssl_wc.lake.runs import Run
 from ssl_wc.metrics import baselines as bl
-from ssl_wc.metrics.kernels import score_map_targets
+from ssl_wc.metrics.kernels import TargetSets, score_map_targets
 from ssl_wc.metrics.protocol import MetricProtocol
 from ssl_wc.paths import WarehousePaths
 from ssl_wc.sqlfiles import named_query
@@ -36,7 +36,7 @@ BASELINES = ("random", "center_gaussian", "saliency_prior", "sobel_edges")
 TF_COLS = ("coverage", "pointing_t0", "pointing_t15", "topk_pointing", "relevance_rank_acc",
            "annotation_area", "mse", "kl", "emd", "roc_auc", "emd_point", "gini", "entropy")
 PCT_COLS = ("iou", "attention_area", "random_iou", "max_iou", "iou_over_max", "corloc")
-IMAGES_PER_READ = 64
+IMAGES_PER_READ = 32  # images whose targets are prepared together (memory: ~6 MB each)
 CHUNK_MAPS = 4096
 # threads for score_map_targets (the compiled loops release the GIL): up to 4 cores
 SCORE_WORKERS = max(1, min(4, os.cpu_count() or 1))
@@ -64,21 +64,24 @@ def _constant(value: str, n: int) -> pa.Array:
 
 def score_rows(keys: dict[str, Any], maps: np.ndarray, boxes: list[np.ndarray],
                protocol: MetricProtocol, phash: str, *, workers: int = SCORE_WORKERS,
-               targets: list[list[np.ndarray]] | None = None
+               targets: list[list[np.ndarray]] | None = None,
+               target_sets: TargetSets | None = None
                ) -> tuple[pa.Table, pa.Table, np.ndarray]:
     """Score maps against their images' union target and each box alone.
 
     ``keys`` holds per-map columns model, variant, method, layer, head, image_id,
     source_run_id (lists or arrays of length N). ``boxes[i]`` are map i's image boxes
     (maps of one image should share the array; ``targets[i]``, when given, the target
-    list :func:`image_targets` made of it, shared the same way). Returns the
-    metrics_map rows, the metrics_iou rows and, per metrics_map row, its map's index.
+    list :func:`image_targets` made of it, shared the same way; ``target_sets``, the
+    prepared targets to reuse across calls). Returns the metrics_map rows, the
+    metrics_iou rows and, per metrics_map row, its map's index.
     """
     n = maps.shape[0]
     if targets is None:
         made: dict[int, list[np.ndarray]] = {}
         targets = [made.setdefault(id(b), image_targets(b)) for b in boxes]
-    tf, pct = score_map_targets(maps, targets, protocol, workers=workers)
+    tf, pct = score_map_targets(maps, targets, protocol, workers=workers,
+                                target_sets=target_sets)
     counts = np.fromiter((len(t) for t in targets), dtype=np.int64, count=n)
     row_map = np.repeat(np.arange(n), counts)
     m = int(row_map.size)
@@ -188,6 +191,7 @@ def _score_images(con: duckdb.DuckDBPyConnection, run: Run, chunk: list[str],
     """Score every listed map source's maps of a chunk of images: the images' targets are
     prepared once and shared by every model, method, layer and head."""
     lists = {i: image_targets(boxes[i]) for i in chunk}
+    prepared = TargetSets(protocol, capacity=8 * len(chunk) + 64)  # for every source
     by_source: dict[tuple[str, str, str], list[str]] = defaultdict(list)
     for image_id in chunk:
         for source in todo[image_id]:
@@ -211,7 +215,8 @@ def _score_images(con: duckdb.DuckDBPyConnection, run: Run, chunk: list[str],
                         "source_run_id": part["run_id"].to_arrow()}
                 mm, mi, row_map = score_rows(keys, maps, [boxes[i] for i in img], protocol,
                                              phash, workers=workers,
-                                             targets=[lists[i] for i in img])
+                                             targets=[lists[i] for i in img],
+                                             target_sets=prepared)
                 unit_of = {i: _unit(model, variant, method, i, phash) for i in set(img)}
                 per_map = [unit_of[i] for i in img]
                 ukeys_m = [per_map[r] for r in row_map]

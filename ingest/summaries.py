@@ -141,6 +141,10 @@ def materialise_summaries(wh: WarehousePaths, *, resamples: int = 10_000, seed: 
             try:
                 for src in batches:
                     n_groups += _summarise(run, con, src, resamples, seed)
+                for key in changed:  # memory: one source's box values at a time
+                    params = dict(zip(("model", "variant", "method"), _source_of(key),
+                                      strict=True))
+                    _write_per_source(run, "feature_summaries", feature_summaries(con, params))
             finally:
                 con.close()
             for table in ALL_TABLES:
@@ -159,14 +163,14 @@ def materialise_summaries(wh: WarehousePaths, *, resamples: int = 10_000, seed: 
 
 def _summarise(run: Run, con: duckdb.DuckDBPyConnection, src: Source | None, resamples: int,
                seed: int) -> int:
-    """Write every summary table's rows of one map source (None: all sources)."""
+    """Write the SQL-defined summaries and the per-layer summaries of one map source
+    (None: all sources)."""
     from ssl_wc.stats.bootstrap import bootstrap_mean_ci_groups
 
     params = dict(zip(("model", "variant", "method"), src or (None,) * 3, strict=True))
     n_groups = _write_layer_summaries(
         run, con.sql(named_query("job_summary_values"), params=params).pl(), resamples, seed,
         bootstrap_mean_ci_groups)
-    _write_per_source(run, "feature_summaries", feature_summaries(con, params))
     for table, query in SUMMARY_TABLES.items():
         _write_per_source(run, table, con.sql(named_query(query), params=params).to_arrow_table())
     return n_groups

@@ -94,7 +94,7 @@ def test_rank_facts_equal_a_full_sort_with_ties_everywhere():
     rows = [
         rng.random(n),
         np.round(rng.random(n), 2),  # heavy ties
-        np.round(rng.random(n), 1),  # ties in buckets larger than LARGE (sorted once)
+        np.round(rng.random(n), 1),  # ties in buckets larger than SMALL (sorted once)
         np.full(n, 3.25),  # a uniform map: the order is the index order
         np.where(np.arange(n) == 77, 1.0, 0.0),  # a single-pixel spike
         resize(rng.random((1, 3, 4)), (40, 30)).ravel(),  # smooth, as real heatmaps are

@@ -29,8 +29,11 @@ from numba import njit
 
 BUCKETS = 1 << 16
 """Buckets of :func:`rank_maps` (keys are uint16)."""
-LARGE = 48
-"""A bucket with more members is sorted once instead of scanned per pixel."""
+SMALL = 16
+"""A bucket with more members is sorted once (stably) and searched, not scanned."""
+INSERTION = 64
+"""Buckets up to this size are sorted by insertion (linear when nearly sorted, as the
+tie groups of upsampled edge strips are), larger ones by merge sort."""
 TINY = 1e-300
 """``x`` is stored as max(x, TINY) so that its logarithm is finite (TINY * log(TINY)
 is -7e-298: nothing next to any non-zero map)."""
@@ -122,6 +125,20 @@ def upsample_extrema(
 def _sort_segment(vals: np.ndarray, perm: np.ndarray, s: int, e: int) -> None:  # pragma: no cover
     """Sort ``vals[s:e]`` descending, stably (equal values keep their order), ``perm``
     moved along."""
+    if e - s <= INSERTION:
+        for i in range(s + 1, e):
+            v = vals[i]
+            if v <= vals[i - 1]:
+                continue
+            p = perm[i]
+            j = i - 1
+            while j >= s and vals[j] < v:
+                vals[j + 1] = vals[j]
+                perm[j + 1] = perm[j]
+                j -= 1
+            vals[j + 1] = v
+            perm[j + 1] = p
+        return
     seg_v = vals[s:e].copy()
     seg_p = perm[s:e].copy()
     order = np.argsort(-seg_v, kind="mergesort")
@@ -201,7 +218,7 @@ def rank_maps(
     buckets in index order with their values beside them. A pixel's position is the
     count of pixels in higher buckets plus the members of its bucket above it (and the
     equal ones before it in index order); its mid-rank likewise. Small buckets are
-    scanned; a bucket of more than ``LARGE`` members is sorted once (stably) and
+    scanned; a bucket of more than ``SMALL`` members is sorted once (stably) and
     searched. For the Gini sum, a bucket with ascending values y_1..y_m above
     ``below`` pixels contributes sum_i (below + i) y_i =
     (below + (m + 1)/2) sum y + (1/2) sum_{i<j} |y_i - y_j|: the first part pixel by
@@ -294,7 +311,7 @@ def rank_maps(
             s = start[b + 1]
             e = start[b]
             m = e - s
-            if m > LARGE:
+            if m > SMALL:
                 _sort_segment(vals, perm, s, e)
                 for q in range(m):
                     spread += (m - 2 * q - 1) * (vals[s + q] - low)
@@ -316,7 +333,7 @@ def rank_maps(
             if m == 1:
                 mid = n - s
                 at = s
-            elif m > LARGE:  # sorted: binary searches
+            elif m > SMALL:  # sorted: binary searches
                 v = ur[p]
                 i0 = _first_at_most(vals, s, e, v)
                 i1 = _first_below(vals, i0, e, v)

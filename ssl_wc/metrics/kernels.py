@@ -81,6 +81,7 @@ __all__ = [
     "PERCENTILES",
     "PER_PERCENTILE_COLUMNS",
     "MetricProtocol",
+    "TargetSets",
     "score_map_targets",
     "score_maps",
     "threshold_free_columns",
@@ -379,22 +380,29 @@ def _check_families(families: Collection[str] | None) -> frozenset[str]:
     return fams
 
 
-class _SetCache:
-    """Target sets by their targets' keys (one per image in the job), with their targets
-    from a shared LRU so that a box used in several sets is prepared once."""
+class TargetSets:
+    """Prepared target sets by their targets' keys (one per image in the job), with the
+    targets from a shared cache so that a box used in several sets is prepared once.
 
-    def __init__(self, protocol: MetricProtocol, capacity: int) -> None:
+    Pass one to several :func:`score_map_targets` calls (the job: every map source of a
+    chunk of images) to prepare each image's targets once for all of them; it holds
+    what it prepared until it is dropped.
+    """
+
+    def __init__(self, protocol: MetricProtocol, capacity: int = 64) -> None:
         self.targets = TargetCache(protocol, capacity=capacity)
         self.protocol = protocol
         self._sets: dict[tuple[bytes, ...], TargetSet] = {}
+        self._lock = threading.Lock()
 
     def get(self, keys: tuple[bytes, ...], boxes: Sequence[np.ndarray]) -> TargetSet:
-        got = self._sets.get(keys)
-        if got is None:
-            got = TargetSet([self.targets.get(k, b) for k, b in zip(keys, boxes, strict=True)],
-                            self.protocol)
-            self._sets[keys] = got
-        return got
+        with self._lock:
+            got = self._sets.get(keys)
+            if got is None:
+                got = TargetSet([self.targets.get(k, b)
+                                 for k, b in zip(keys, boxes, strict=True)], self.protocol)
+                self._sets[keys] = got
+            return got
 
 
 def score_map_targets(
@@ -405,6 +413,7 @@ def score_map_targets(
     families: Collection[str] | None = None,
     chunk_size: int = 8,
     workers: int = 1,
+    target_sets: TargetSets | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Score each patch-grid map against each of its targets.
 
@@ -418,6 +427,8 @@ def score_map_targets(
         families: subset of :data:`FAMILIES` to compute (default: all).
         chunk_size: maps per chunk; memory is O(chunk_size * H * W) per worker.
         workers: threads (results do not depend on it).
+        target_sets: prepared targets to reuse (and extend) across calls with the same
+            protocol; by default a fresh :class:`TargetSets` for this call.
 
     Returns:
         ``(threshold_free, per_percentile)``: column -> (R,) float64 array and column
@@ -461,7 +472,9 @@ def score_map_targets(
             groups.setdefault(key, []).append(i)
     chunk_size = min(chunk_size, N)
     n_targets = sum(len(k) for k in groups)
-    cache = _SetCache(protocol, capacity=max(64, n_targets))
+    if target_sets is not None and target_sets.protocol != protocol:
+        raise ValueError("target_sets were prepared for another protocol")
+    cache = target_sets or TargetSets(protocol, capacity=max(64, n_targets))
     ops = grid_ops((int(arr.shape[1]), int(arr.shape[2])), (H, W), int(protocol.emd_grid))
     local = threading.local()
     work = [(key, np.asarray(idx[s : s + chunk_size], dtype=np.intp))

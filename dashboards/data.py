@@ -450,6 +450,12 @@ def run_user_sql(sql: str, *, limit: int = 10_000, timeout_s: float = 30.0) -> U
     root = warehouse_root()
     if not WarehousePaths(root).exists():
         raise NoWarehouse(f"no warehouse at {root}: {DEMO_HINT}")
+    # the sandbox changes instance-wide settings: it gets an instance of its own
+    with READERS.exclusive(root):
+        return _run_sandboxed(root, sql, limit, timeout_s)
+
+
+def _run_sandboxed(root: Path, sql: str, limit: int, timeout_s: float) -> UserQueryResult:
     con = open_sandboxed(root)
     timer = threading.Timer(timeout_s, con.interrupt)
     t0 = time.monotonic()

@@ -84,3 +84,23 @@ def test_a_connection_that_failed_is_not_reused(annotated_wh):
         con.sql("SELECT * FROM no_such_view").fetchall()
     assert _errors(pool, annotated_wh) >= 0
     assert pool.opened == 2
+
+
+def test_the_sql_page_shares_the_instance_of_the_pooled_readers(scored_wh, monkeypatch):
+    """Python UDFs belong to the database instance that the pool keeps open: the SQL
+    page's sandboxed connections find them registered and working, query after query."""
+    from dashboards import data
+
+    monkeypatch.setenv("SSL_WC_WAREHOUSE", str(scored_wh.root))
+    data.READERS.clear()
+    try:
+        assert data.execute("dash_catalog_info", None, scored_wh.root).height > 0
+        sql = ("SELECT count(*) AS n, min(coverage(m.\"values\", m.grid_h, m.grid_w, "
+               "[[0.1, 0.1, 0.5, 0.5]])) >= 0 AS ok FROM attention_maps m "
+               "WHERE m.layer = 0 AND m.head = -1")
+        for _ in range(2):
+            res = data.run_user_sql(sql)
+            assert res.frame.row(0)[0] > 0 and res.frame.row(0)[1] is True
+        assert data.execute("dash_catalog_info", None, scored_wh.root).height > 0
+    finally:
+        data.READERS.clear()

@@ -217,18 +217,38 @@ def _score_images(con: duckdb.DuckDBPyConnection, run: Run, chunk: list[str],
                                              phash, workers=workers,
                                              targets=[lists[i] for i in img],
                                              target_sets=prepared)
-                unit_of = {i: _unit(model, variant, method, i, phash) for i in set(img)}
-                per_map = [unit_of[i] for i in img]
-                ukeys_m = [per_map[r] for r in row_map]
-                p = len(protocol.percentiles)
-                run.write("metrics_map", mm, unit_key=ukeys_m, partition={"model": model})
-                run.write("metrics_iou", mi, unit_key=[u for u in ukeys_m for _ in range(p)],
-                          partition={"model": model})
+                _write_by_image(run, model, variant, method, phash, img, row_map, mm, mi,
+                                len(protocol.percentiles))
                 n_done += part.height
         for image_id in img_ids:
             sources[_unit(model, variant, method, image_id, phash)] = \
                 todo[image_id][(model, variant, method)]
     return n_done
+
+
+IMAGES_PER_ROW_GROUP = 8
+"""Metric rows are written in Parquet row groups of this many images of one map source:
+a reader of one image reads a few thousand rows, and the files' footers stay small
+(every reader without a metadata cache, a plain duckdb session say, parses them)."""
+
+
+def _write_by_image(run: Run, model: str, variant: str, method: str, phash: str,
+                    img: list[str], row_map: np.ndarray, mm: pa.Table, mi: pa.Table,
+                    p: int) -> None:
+    """Write the rows of the maps (ordered by image) ``IMAGES_PER_ROW_GROUP`` images at a
+    time, each row with its image's unit key."""
+    images = np.asarray(img)
+    first = np.flatnonzero(np.r_[True, images[1:] != images[:-1]])
+    starts = first[::IMAGES_PER_ROW_GROUP]
+    bounds = np.asarray(np.searchsorted(row_map, np.r_[starts, len(img)]))
+    units = {i: _unit(model, variant, method, i, phash) for i in set(img)}
+    row_units = [units[img[m]] for m in row_map]
+    for k in range(len(starts)):
+        a, b = int(bounds[k]), int(bounds[k + 1])
+        keys = row_units[a:b]
+        run.write("metrics_map", mm.slice(a, b - a), unit_key=keys, partition={"model": model})
+        run.write("metrics_iou", mi.slice(a * p, (b - a) * p),
+                  unit_key=[u for u in keys for _ in range(p)], partition={"model": model})
 
 
 def _gray(path: Path) -> np.ndarray:

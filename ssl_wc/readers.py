@@ -45,6 +45,12 @@ import duckdb
 from ssl_wc.paths import WarehousePaths
 from ssl_wc.warehouse import commit_state, open_reader
 
+#: Instance-wide settings made once per generation (on its anchor connection): Parquet
+#: footers and other metadata are cached in memory, so a query for one image does not
+#: parse the footer of every file of a table again (binding a view reads them all).
+INSTANCE_SETTINGS = ("SET GLOBAL parquet_metadata_cache = true",
+                     "SET GLOBAL enable_object_cache = true")
+
 
 @dataclass
 class _Generation:
@@ -101,6 +107,8 @@ class ReaderPool:
                 return once, open_reader(root, udfs=False)
             if gen is None:
                 anchor = open_reader(root, udfs=True)  # may rebuild a stale catalog first
+                for setting in INSTANCE_SETTINGS:
+                    anchor.execute(setting)
                 gen = self._gens[key] = _Generation(commit_state(root), anchor=anchor)
             con = open_reader(root, udfs=False)
             self.opened += 1

@@ -15,6 +15,7 @@ the fused mean, small boxes scoring lower than the union of an image's boxes.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Iterator, Sequence
@@ -590,11 +591,17 @@ def _write_metrics(wh: WarehousePaths, spec: FixtureSpec, ids: list[str],
                         mm, mi = _metric_rows(keys, iou90, np.repeat(area, n_l * n_h), rng)
                         unit = np.char.add(f"{model.name}|{variant}|{method}|",
                                            np.char.add(img_r.astype(str), f"|{PROTOCOL_HASH}"))
-                        run.write("metrics_map", _to_table(mm), unit_key=list(unit),
-                                  partition={"model": model.name})
-                        run.write("metrics_iou", _to_table(mi),
-                                  unit_key=list(np.repeat(unit, len(PERCENTILES))),
-                                  partition={"model": model.name})
+                        # row groups of 8 images, as the metrics job writes them
+                        t_mm, t_mi = _to_table(mm), _to_table(mi)
+                        p = len(PERCENTILES)
+                        firsts = [0, *np.flatnonzero(img_r[1:] != img_r[:-1]) + 1]
+                        cuts = [*firsts[::8], n]
+                        for a, b in itertools.pairwise(cuts):
+                            run.write("metrics_map", t_mm.slice(a, b - a),
+                                      unit_key=list(unit[a:b]), partition={"model": model.name})
+                            run.write("metrics_iou", t_mi.slice(a * p, (b - a) * p),
+                                      unit_key=list(np.repeat(unit[a:b], p)),
+                                      partition={"model": model.name})
         run.commit(n_units=len(ids))
     built.run_ids["metrics"] = run.run_id
 

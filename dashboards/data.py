@@ -1,10 +1,11 @@
 """The only module of the dashboards that runs queries.
 
-Every query opens a short-lived read-only connection through
-:func:`ssl_wc.warehouse.open_reader` and closes it at once, so a dashboard left open never
-holds the catalog while an ingest swaps in a new one. Queries are the named files in
-``sql/queries/`` with ``$name`` parameters (never formatted values). Results are cached
-with ``st.cache_data`` under the warehouse's commit state
+Queries run on read-only connections from a :class:`ssl_wc.readers.ReaderPool`: opened
+through :func:`ssl_wc.warehouse.open_reader`, reused while the catalog file keeps its
+identity and dropped when an ingest swaps in a new one (a cached reader holds the old
+file and never blocks the writer). Queries are the named files in ``sql/queries/`` with
+``$name`` parameters (never formatted values). Results are cached with
+``st.cache_data`` under the warehouse's commit state
 (:func:`ssl_wc.warehouse.commit_state`): when an ingest commits, the next rerun sees the
 new catalog without restarting the server.
 """
@@ -32,6 +33,7 @@ for _backend in ("PYTORCH", "JAX", "TENSORFLOW", "CUPY"):
     os.environ.setdefault(f"POT_BACKEND_DISABLE_{_backend}", "1")
 
 from ssl_wc.paths import WarehousePaths, resolve_warehouse  # noqa: E402
+from ssl_wc.readers import ReaderPool  # noqa: E402
 from ssl_wc.sqlfiles import named_query  # noqa: E402
 from ssl_wc.sqlguard import (  # noqa: E402
     DEFAULT_TIMEOUT_S,
@@ -39,7 +41,7 @@ from ssl_wc.sqlguard import (  # noqa: E402
     QueryTimeout,
     run_readonly,
 )
-from ssl_wc.warehouse import WarehouseMissing, commit_state, open_reader  # noqa: E402
+from ssl_wc.warehouse import WarehouseMissing, commit_state  # noqa: E402
 
 DEMO_HINT = "run `ssl-wc demo` to build a small demo warehouse"
 METRICS_HINT = "run `ssl-wc metrics`"
@@ -80,6 +82,9 @@ class QueryRecord:
 
 #: When a list, every query the pages issue is appended to it (benchmark hook).
 RECORDER: list[QueryRecord] | None = None
+
+#: The dashboards' read-only connections (one pool per server process).
+READERS = ReaderPool()
 
 
 # --------------------------------------------------------------------------- plumbing
@@ -131,24 +136,19 @@ def _friendly(exc: duckdb.Error, name: str) -> DataUnavailable:
 
 
 def execute(name: str, params: Mapping[str, Any] | None, root: Path) -> pl.DataFrame:
-    """Run named query ``name`` on a fresh read-only connection (no cache)."""
+    """Run named query ``name`` on a pooled read-only connection (no result cache)."""
     if not WarehousePaths(root).exists():
         raise NoWarehouse(f"no warehouse at {root}: {DEMO_HINT}, or point SSL_WC_WAREHOUSE "
                           f"at an existing one")
     sql = named_query(name)
     try:
-        con = open_reader(root, udfs=False)
+        with READERS.connection(root) as con:
+            rel = con.sql(sql, params=dict(params)) if params else con.sql(sql)
+            return rel.pl()
     except WarehouseMissing as exc:
         raise NoWarehouse(f"{exc}") from None
     except duckdb.Error as exc:
         raise _friendly(exc, name) from None
-    try:
-        rel = con.sql(sql, params=dict(params)) if params else con.sql(sql)
-        return rel.pl()
-    except duckdb.Error as exc:
-        raise _friendly(exc, name) from None
-    finally:
-        con.close()
 
 
 @st.cache_data(show_spinner=False, max_entries=2048)
@@ -168,8 +168,9 @@ def query(name: str, **params: Any) -> pl.DataFrame:
 
 
 def clear_caches() -> None:
-    """Forget every cached result (tests and the benchmark)."""
+    """Forget every cached result and pooled connection (tests and the benchmark)."""
     st.cache_data.clear()
+    READERS.clear()
 
 
 def is_baseline(model: str, method: str | None = None) -> bool:
@@ -476,10 +477,10 @@ def feature_breakdown(model: str, variant: str, method: str, layer: int, metric:
 
 
 def head_ranking(model: str, variant: str, method: str, metric: str, percentile: int | None,
-                 protocol: str, lower_is_better: bool) -> pl.DataFrame:
+                 protocol: str) -> pl.DataFrame:
+    """Heads ranked within each image (by the metric catalogue's direction), per layer."""
     return query("dash_head_ranking", model=model, variant=variant, method=method,
-                 protocol=protocol, lower=bool(lower_is_better),
-                 **_metric_params(metric, percentile))
+                 protocol=protocol, **_metric_params(metric, percentile))
 
 
 def head_feature_matrix(model: str, variant: str, method: str, layer: int, metric: str,

@@ -44,10 +44,10 @@ from ingest.model_specs import known_keys, quiet_hf, resolve_spec
 from ssl_wc import options
 from ssl_wc.lake.catalog import read_manifests
 from ssl_wc.lake.runs import Run, code_version, config_hash
-from ssl_wc.options import BadOption, Refused, listing
-from ssl_wc.options import shard as parse_shard
 from ssl_wc.metrics.feature_similarity import box_contrast
 from ssl_wc.metrics.frames import boxes_in_frame
+from ssl_wc.options import BadOption, Refused, listing
+from ssl_wc.options import shard as parse_shard
 from ssl_wc.paths import WarehousePaths
 from ssl_wc.warehouse import read_named
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+
 from ssl_wc.lake.catalog import LakeState, read_manifests
 from ssl_wc.lake.runs import Run
 from ssl_wc.options import Refused
@@ -92,3 +95,9 @@ def refuse_emptying(wh: WarehousePaths, table: str, unit: str, n_new: int, *, fo
         if run is not None:
             run.skip(msg)
         raise Refused(msg)
+
+
+def nan_to_null(a: np.ndarray) -> pa.Array:
+    """float64 Arrow array with NaN stored as NULL (metric columns: NULL, never NaN)."""
+    a = np.asarray(a, dtype=np.float64)
+    return pa.array(a, mask=np.isnan(a))

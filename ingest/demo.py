@@ -43,6 +43,13 @@ def build_demo(wh: WarehousePaths, *, echo: Callable[[str], None] = print,
     from ssl_wc.data.demo import DEMO_LABEL
 
     wh.ensure()
+    if models:
+        # the metric kernels' compiled loops build (first run) or load meanwhile
+        import threading
+
+        from ssl_wc.metrics.kernels import warm_up
+
+        threading.Thread(target=warm_up, name="numba-warm-up", daemon=True).start()
     data = wh.root / "demo_data"
     echo(f"{DEMO_LABEL}: synthetic facades in the WikiChurches formats, at {data}")
     results: list[JobResult] = []

@@ -4,7 +4,7 @@ not scored yet, and refresh the per-layer summaries with bootstrap CIs.
 Units: one per (attention unit, protocol) = model | variant | method | image | protocol.
 A unit is recomputed when its attention unit was recomputed (a newer attention run) or
 with ``force``. Baselines are pseudo-models ``baseline:<name>`` scored through exactly
-the same :func:`ssl_wc.metrics.kernels.score_maps` path (method ``baseline``, layer 0,
+the same :func:`ssl_wc.metrics.kernels.score_map_targets` path (method ``baseline``, layer 0,
 head -1).
 """
 
@@ -14,7 +14,6 @@ import json
 import os
 import time
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,30 +21,26 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from ingest.common import JobResult
-from ssl_wc.lake.catalog import LakeState, read_manifests
+from ingest.common import JobResult, nan_to_null
+from ingest.summaries import materialise_summaries
+from ssl_wc.lake.catalog import LakeState, read_manifests, rebuild_catalog
 from ssl_wc.lake.runs import Run
 from ssl_wc.metrics import baselines as bl
 from ssl_wc.metrics.frames import boxes_in_frame, is_full
-from ssl_wc.metrics.kernels import score_maps
+from ssl_wc.metrics.kernels import TargetSets, score_map_targets
 from ssl_wc.metrics.protocol import MetricProtocol
 from ssl_wc.paths import WarehousePaths
 from ssl_wc.sqlfiles import named_query
-from ssl_wc.warehouse import open_reader, read_named
+from ssl_wc.warehouse import open_reader
 
 BASELINES = ("random", "center_gaussian", "saliency_prior", "sobel_edges")
 TF_COLS = ("coverage", "pointing_t0", "pointing_t15", "topk_pointing", "relevance_rank_acc",
-           "annotation_area", "mse", "kl", "emd")
+           "annotation_area", "mse", "kl", "emd", "roc_auc", "emd_point", "gini", "entropy")
 PCT_COLS = ("iou", "attention_area", "random_iou", "max_iou", "iou_over_max", "corloc")
+IMAGES_PER_READ = 32  # images whose targets are prepared together (memory: ~6 MB each)
 CHUNK_MAPS = 4096
-# threads for score_maps (numpy releases the GIL in the heavy passes): up to 4 cores
+# threads for score_map_targets (the compiled loops release the GIL): up to 4 cores
 SCORE_WORKERS = max(1, min(4, os.cpu_count() or 1))
-
-
-@dataclass(frozen=True)
-class Target:
-    image_id: str
-    union: np.ndarray  # (k, 4) clamped (left, top, width, height)
 
 
 def load_targets(con: duckdb.DuckDBPyConnection) -> dict[str, np.ndarray]:
@@ -58,48 +53,75 @@ def load_targets(con: duckdb.DuckDBPyConnection) -> dict[str, np.ndarray]:
     return {i: np.asarray(out.get(i, []), dtype=np.float64).reshape(-1, 4) for i in ids}
 
 
-def _nan_to_none(a: np.ndarray) -> pa.Array:
-    a = np.asarray(a, dtype=np.float64)
-    return pa.array(a, mask=np.isnan(a))
+def image_targets(boxes: np.ndarray, kept: np.ndarray | None = None) -> list[np.ndarray]:
+    """An image's targets in row order: the union of its boxes, then each box alone.
+
+    ``kept`` (per box, the share inside the map's frame; see ``ssl_wc.metrics.frames``):
+    a box with ``kept == 0`` lies outside a cropped map's frame: it is left out of the
+    union and scored alone as an empty target, so the rows keep their order."""
+    if kept is None:
+        return [boxes] + [boxes[b:b + 1] for b in range(len(boxes))]
+    inside = kept > 0
+    return [boxes[inside]] + [boxes[b:b + 1] if inside[b] else boxes[:0]
+                              for b in range(len(boxes))]
 
 
-def score_rows(keys: dict[str, list[Any]], maps: np.ndarray, boxes: list[np.ndarray],
-               protocol: MetricProtocol, phash: str,
-               kept: list[np.ndarray] | None = None) -> tuple[pa.Table, pa.Table]:
+def framed_targets(boxes: np.ndarray, frame: tuple[float, float, float, float]
+                   ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The boxes of a map that covers only ``frame`` of its image (a centre crop:
+    ResNet-50, or a ViT in native mode), carried into the frame, and their targets."""
+    moved, kept = boxes_in_frame(boxes, frame)
+    return moved, image_targets(moved, kept)
+
+
+def _constant(value: str, n: int) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, np.int32)),
+                                          pa.array([value])).cast(pa.string())
+
+
+def score_rows(keys: dict[str, Any], maps: np.ndarray, boxes: list[np.ndarray],
+               protocol: MetricProtocol, phash: str, *, workers: int = SCORE_WORKERS,
+               targets: list[list[np.ndarray]] | None = None,
+               target_sets: TargetSets | None = None
+               ) -> tuple[pa.Table, pa.Table, np.ndarray]:
     """Score maps against their images' union target and each box alone.
 
     ``keys`` holds per-map columns model, variant, method, layer, head, image_id,
-    source_run_id. ``kept`` (per map, per box): boxes with ``kept == 0`` lie outside the
-    map's frame (a crop cut them off): left out of the union, an empty target alone.
-    Returns (metrics_map rows, metrics_iou rows).
+    source_run_id (lists or arrays of length N). ``boxes[i]`` are map i's image boxes
+    (maps of one image should share the array; ``targets[i]``, when given, the target
+    list :func:`image_targets` made of it, shared the same way; ``target_sets``, the
+    prepared targets to reuse across calls). Returns the metrics_map rows, the
+    metrics_iou rows and, per metrics_map row, its map's index.
     """
     n = maps.shape[0]
-    # union targets and one row per (map, box)
-    rep = [i for i in range(n) for _ in range(len(boxes[i]))]
-    box_idx = [b for i in range(n) for b in range(len(boxes[i]))]
-    all_maps = np.concatenate([maps, maps[rep]]) if rep else maps
-    if kept is None:
-        targets = list(boxes) + [boxes[i][b:b + 1] for i, b in zip(rep, box_idx, strict=True)]
-    else:
-        targets = [boxes[i][kept[i] > 0] for i in range(n)] + [
-            boxes[i][b:b + 1] if kept[i][b] > 0 else boxes[i][:0]
-            for i, b in zip(rep, box_idx, strict=True)]
-    tf, pct = score_maps(all_maps, targets, protocol, workers=SCORE_WORKERS)
-    src = list(range(n)) + rep
-    m = len(src)
-    base = {k: [v[i] for i in src] for k, v in keys.items()}
-    base["target"] = ["image"] * n + ["box"] * len(rep)
-    base["box_index"] = [-1] * n + box_idx
-    base["protocol_hash"] = [phash] * m
-    mm = pa.table({**base, **{c: _nan_to_none(tf[c]) for c in TF_COLS}})
-    percentiles = list(protocol.percentiles)
-    p = len(percentiles)
-    rows_idx = np.repeat(np.arange(m), p)
-    iou_cols = {k: [v[i] for i in rows_idx] for k, v in base.items()}
-    iou_cols["percentile"] = percentiles * m
+    if targets is None:
+        made: dict[int, list[np.ndarray]] = {}
+        targets = [made.setdefault(id(b), image_targets(b)) for b in boxes]
+    tf, pct = score_map_targets(maps, targets, protocol, workers=workers,
+                                target_sets=target_sets)
+    counts = np.fromiter((len(t) for t in targets), dtype=np.int64, count=n)
+    row_map = np.repeat(np.arange(n), counts)
+    m = int(row_map.size)
+    first = np.zeros(n + 1, np.int64)
+    np.cumsum(counts, out=first[1:])
+    within = np.arange(m) - first[row_map]
+    take = pa.array(row_map)
+    base: dict[str, pa.Array] = {}
+    for k, v in keys.items():
+        arr = v if isinstance(v, pa.Array) else pa.array(v)
+        base[k] = arr.take(take)
+    base["target"] = pa.DictionaryArray.from_arrays(
+        pa.array((within > 0).astype(np.int32)), pa.array(["image", "box"])).cast(pa.string())
+    base["box_index"] = pa.array((within - 1).astype(np.int32))
+    base["protocol_hash"] = _constant(phash, m)
+    mm = pa.table({**base, **{c: nan_to_null(tf[c]) for c in TF_COLS}})
+    p = len(protocol.percentiles)
+    rep = pa.array(np.repeat(np.arange(m), p))
+    iou_cols = {k: v.take(rep) for k, v in base.items()}
+    iou_cols["percentile"] = pa.array(np.tile(np.asarray(protocol.percentiles, np.int16), m))
     for c in PCT_COLS:
-        iou_cols[c] = _nan_to_none(np.asarray(pct[c]).reshape(-1))
-    return mm, pa.table(iou_cols)
+        iou_cols[c] = nan_to_null(np.asarray(pct[c]).reshape(-1))
+    return mm, pa.table(iou_cols), row_map
 
 
 def _unit(model: str, variant: str, method: str, image_id: str, phash: str) -> str:
@@ -118,8 +140,11 @@ def _scored_sources(state: LakeState) -> dict[str, str]:
 
 def materialise_metrics(wh: WarehousePaths, *, baselines: bool = True, strict: bool = False,
                         protocol: MetricProtocol | None = None, force: bool = False,
-                        random_trials: int = 100, echo: Any = None) -> list[JobResult]:
-    """Compute what is missing; then refresh the summaries. Returns one result per part."""
+                        random_trials: int = 100, echo: Any = None,
+                        workers: int = SCORE_WORKERS, summaries: bool = True
+                        ) -> list[JobResult]:
+    """Compute what is missing; then refresh the summaries of the map sources whose
+    metrics changed (``summaries``). Returns one result per part."""
     protocol = protocol or MetricProtocol()
     phash = protocol.hash()
     results: list[JobResult] = []
@@ -128,19 +153,19 @@ def materialise_metrics(wh: WarehousePaths, *, baselines: bool = True, strict: b
     state = read_manifests(wh)
     con = open_reader(wh, udfs=False)
     try:
-        targets = load_targets(con)
+        boxes = load_targets(con)
         scored = {} if force else _scored_sources(state)
         units = con.sql(named_query("job_attention_units")).fetchall()
-        todo: dict[tuple[str, str, str], list[tuple[str, str]]] = defaultdict(list)
+        todo: dict[str, dict[tuple[str, str, str], str]] = defaultdict(dict)
         skipped = 0
         for model, variant, method, image_id, rid in units:
-            if image_id not in targets:
+            if image_id not in boxes:
                 continue
             u = _unit(model, variant, method, image_id, phash)
             if scored.get(u) == rid:
                 skipped += 1
                 continue
-            todo[(model, variant, method)].append((image_id, rid))
+            todo[image_id][(model, variant, method)] = rid
         images = [r[:3] for r in con.sql(named_query("job_image_files")).fetchall()]
     finally:
         con.close()
@@ -154,9 +179,11 @@ def materialise_metrics(wh: WarehousePaths, *, baselines: bool = True, strict: b
                       unit_key=phash)
             con = open_reader(wh, udfs=False)
             try:
-                for (model, variant, method), items in sorted(todo.items()):
-                    new += _score_source(con, run, model, variant, method, items, targets,
-                                         protocol, phash, sources)
+                ids = sorted(todo)
+                for start in range(0, len(ids), IMAGES_PER_READ):
+                    chunk = ids[start:start + IMAGES_PER_READ]
+                    new += _score_images(con, run, chunk, todo, boxes, protocol, phash,
+                                         sources, workers)
             finally:
                 con.close()
             run.commit(sources=sources, n_units=len(sources))
@@ -167,55 +194,56 @@ def materialise_metrics(wh: WarehousePaths, *, baselines: bool = True, strict: b
         results.append(JobResult("metrics", "skipped", None, skipped=skipped,
                                  message="every committed map is already scored"))
     if baselines:
-        results.append(materialise_baselines(wh, state, images, targets, protocol, force=force,
-                                             trials=random_trials))
-    if any(r.status in ("committed", "partial") for r in results) or force or \
-            not any(t == "metric_summaries" for (t, _u) in state.live):
-        results.append(materialise_summaries(wh))
+        results.append(materialise_baselines(wh, state, images, boxes, protocol, force=force,
+                                             trials=random_trials, workers=workers))
+    if summaries:
+        results.append(materialise_summaries(wh, force=force))
     return results
 
 
-def _score_source(con: duckdb.DuckDBPyConnection, run: Run, model: str, variant: str,
-                  method: str, items: list[tuple[str, str]], targets: dict[str, np.ndarray],
-                  protocol: MetricProtocol, phash: str, sources: dict[str, str]) -> int:
-    """Score one model/variant/method's maps for the listed images, chunk by chunk."""
+def _score_images(con: duckdb.DuckDBPyConnection, run: Run, chunk: list[str],
+                  todo: dict[str, dict[tuple[str, str, str], str]],
+                  boxes: dict[str, np.ndarray], protocol: MetricProtocol, phash: str,
+                  sources: dict[str, str], workers: int) -> int:
+    """Score every listed map source's maps of a chunk of images: the images' targets are
+    prepared once and shared by every model, method, layer and head."""
+    lists = {i: image_targets(boxes[i]) for i in chunk}
+    prepared = TargetSets(protocol, capacity=8 * len(chunk) + 64)  # for every source
+    by_source: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for image_id in chunk:
+        for source in todo[image_id]:
+            by_source[source].append(image_id)
     n_done = 0
-    ids = [i for i, _ in items]
-    for start in range(0, len(ids), 64):
-        chunk = ids[start:start + 64]
+    for (model, variant, method), img_ids in sorted(by_source.items()):
         df = con.sql(named_query("job_attention_maps"),
                      params={"model": model, "variant": variant, "method": method,
-                             "ids": chunk}).pl()
-        if df.height == 0:
-            continue
-        frames = _cropped_frames(con, model, variant, chunk)
-        for (gh, gw), grp in df.group_by(["grid_h", "grid_w"]):
+                             "ids": img_ids}).pl()
+        # maps of a crop: boxes carried into its frame, the ones cut off scored as empty
+        framed = {i: framed_targets(boxes[i], f)
+                  for i, f in _cropped_frames(con, model, variant, img_ids).items()}
+        for (gh, gw), grp in df.group_by(["grid_h", "grid_w"], maintain_order=True):
             for s in range(0, grp.height, CHUNK_MAPS):
                 part = grp.slice(s, CHUNK_MAPS)
                 maps = part["values"].list.to_array(int(gh) * int(gw)).to_numpy()
                 maps = maps.reshape(-1, int(gh), int(gw))
                 img = part["image_id"].to_list()
-                keys = {"model": part["model"].to_list(), "variant": part["variant"].to_list(),
-                        "method": part["method"].to_list(), "layer": part["layer"].to_list(),
-                        "head": part["head"].to_list(), "image_id": img,
-                        "source_run_id": part["run_id"].to_list()}
-                if frames:  # maps of a crop: boxes carried into it, cut-off ones dropped
-                    moved = [boxes_in_frame(targets[i], frames.get(i)) for i in img]
-                    mm, mi = score_rows(keys, maps, [m for m, _ in moved], protocol, phash,
-                                        kept=[k for _, k in moved])
-                else:
-                    mm, mi = score_rows(keys, maps, [targets[i] for i in img], protocol,
-                                        phash)
-                ukeys_m = [_unit(model, variant, method, i, phash)
-                           for i in mm.column("image_id").to_pylist()]
-                ukeys_i = [_unit(model, variant, method, i, phash)
-                           for i in mi.column("image_id").to_pylist()]
-                run.write("metrics_map", mm, unit_key=ukeys_m, partition={"model": model})
-                run.write("metrics_iou", mi, unit_key=ukeys_i, partition={"model": model})
+                keys = {"model": _constant(model, part.height),
+                        "variant": _constant(variant, part.height),
+                        "method": _constant(method, part.height),
+                        "layer": part["layer"].to_arrow(), "head": part["head"].to_arrow(),
+                        "image_id": part["image_id"].to_arrow(),
+                        "source_run_id": part["run_id"].to_arrow()}
+                mm, mi, row_map = score_rows(
+                    keys, maps, [framed[i][0] if i in framed else boxes[i] for i in img],
+                    protocol, phash, workers=workers,
+                    targets=[framed[i][1] if i in framed else lists[i] for i in img],
+                    target_sets=prepared)
+                _write_by_image(run, model, variant, method, phash, img, row_map, mm, mi,
+                                len(protocol.percentiles))
                 n_done += part.height
-        for i, rid in items:
-            if i in chunk:
-                sources[_unit(model, variant, method, i, phash)] = rid
+        for image_id in img_ids:
+            sources[_unit(model, variant, method, image_id, phash)] = \
+                todo[image_id][(model, variant, method)]
     return n_done
 
 
@@ -228,6 +256,31 @@ def _cropped_frames(con: duckdb.DuckDBPyConnection, model: str, variant: str,
     return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows if not is_full(r[1:5])}
 
 
+IMAGES_PER_ROW_GROUP = 8
+"""Metric rows are written in Parquet row groups of this many images of one map source:
+a reader of one image reads a few thousand rows, and the files' footers stay small
+(every reader without a metadata cache, a plain duckdb session say, parses them)."""
+
+
+def _write_by_image(run: Run, model: str, variant: str, method: str, phash: str,
+                    img: list[str], row_map: np.ndarray, mm: pa.Table, mi: pa.Table,
+                    p: int) -> None:
+    """Write the rows of the maps (ordered by image) ``IMAGES_PER_ROW_GROUP`` images at a
+    time, each row with its image's unit key."""
+    images = np.asarray(img)
+    first = np.flatnonzero(np.r_[True, images[1:] != images[:-1]])
+    starts = first[::IMAGES_PER_ROW_GROUP]
+    bounds = np.asarray(np.searchsorted(row_map, np.r_[starts, len(img)]))
+    units = {i: _unit(model, variant, method, i, phash) for i in set(img)}
+    row_units = [units[img[m]] for m in row_map]
+    for k in range(len(starts)):
+        a, b = int(bounds[k]), int(bounds[k + 1])
+        keys = row_units[a:b]
+        run.write("metrics_map", mm.slice(a, b - a), unit_key=keys, partition={"model": model})
+        run.write("metrics_iou", mi.slice(a * p, (b - a) * p),
+                  unit_key=[u for u in keys for _ in range(p)], partition={"model": model})
+
+
 def _gray(path: Path) -> np.ndarray:
     from PIL import Image
 
@@ -238,9 +291,11 @@ def _gray(path: Path) -> np.ndarray:
 def materialise_baselines(wh: WarehousePaths, state: LakeState,
                           images: list[tuple[str, str | None, str | None]],
                           targets: dict[str, np.ndarray], protocol: MetricProtocol,
-                          *, force: bool = False, trials: int = 100) -> JobResult:
+                          *, force: bool = False, trials: int = 100,
+                          workers: int = SCORE_WORKERS) -> JobResult:
     """Score the four baselines per annotated image (unit baseline | image | protocol)
-    that ``state`` (the manifests) does not show as scored."""
+    that ``state`` (the manifests) does not show as scored. Each image's union and box
+    targets are prepared once for its four baselines and 100 random trials."""
     phash = protocol.hash()
     done = {u for (t, u) in state.live if t == "metrics_map"}
     h, w = protocol.eval_size
@@ -249,32 +304,54 @@ def materialise_baselines(wh: WarehousePaths, state: LakeState,
     if not todo:
         return JobResult("baselines", "skipped", None, skipped=len(images),
                          message="baselines already scored")
-    with Run(wh, "baselines", {"protocol": protocol.as_dict(), "baselines": BASELINES,
-                               "random_trials": trials}) as run:
-        fixed = {"center_gaussian": bl.center_gaussian((h, w)),
-                 "saliency_prior": bl.saliency_prior((h, w))}
-        for image_id, path, root in todo:
-            boxes = targets[image_id]
-            maps: dict[str, np.ndarray] = dict(fixed)
-            if path is not None:
-                try:
-                    full = Path(root or "") / path if not Path(path).is_absolute() else Path(path)
-                    maps["sobel_edges"] = bl.sobel_edges(_gray(full), (h, w))
-                except OSError as exc:
-                    run.log_error("baselines", image_id, exc)
-            for name, amap in maps.items():
-                keys: dict[str, list[Any]] = {
-                        "model": [f"baseline:{name}"], "variant": ["frozen"],
-                        "method": ["baseline"], "layer": [0], "head": [-1],
-                        "image_id": [image_id], "source_run_id": [""]}
-                mm, mi = score_rows(keys, amap[None], [boxes], protocol, phash)
-                _write_baseline(run, name, image_id, phash, mm, mi)
-            mm, mi = _random_rows(image_id, boxes, protocol, phash, trials)
-            _write_baseline(run, "random", image_id, phash, mm, mi)
-        run.commit()
+    t0 = time.monotonic()
+    fixed = {"center_gaussian": bl.center_gaussian((h, w)),
+             "saliency_prior": bl.saliency_prior((h, w))}
+    # a short run straight after another: its start needs no catalog of its own;
+    # the catalog is rebuilt once it ends, committed or failed
+    try:
+        with Run(wh, "baselines", {"protocol": protocol.as_dict(), "baselines": BASELINES,
+                                   "random_trials": trials}, rebuild_catalog=False) as run:
+            for image_id, path, root in todo:
+                maps: dict[str, np.ndarray] = dict(fixed)
+                if path is not None:
+                    full = Path(path) if Path(path).is_absolute() else Path(root or "") / path
+                    try:
+                        maps["sobel_edges"] = bl.sobel_edges(_gray(full), (h, w))
+                    except OSError as exc:
+                        run.log_error("baselines", image_id, exc)
+                _score_baselines(run, image_id, maps, targets[image_id], protocol, phash,
+                                 trials, workers)
+            run.commit()
+    finally:
+        rebuild_catalog(wh)
     return JobResult("baselines", run.status, run.run_id, new=len(todo),
                      failed=len(run.errors), message=f"{len(todo)} images x {len(BASELINES)} "
-                                                     "baselines")
+                                                     "baselines",
+                     seconds=time.monotonic() - t0)
+
+
+def _score_baselines(run: Run, image_id: str, maps: dict[str, np.ndarray], boxes: np.ndarray,
+                     protocol: MetricProtocol, phash: str, trials: int, workers: int) -> None:
+    """One image's fixed baseline maps and its random trials, against its union and each
+    box (the targets prepared once for all of them)."""
+    tlist = image_targets(boxes)
+    names = list(maps)
+    k = len(names)
+    keys: dict[str, Any] = {
+        "model": [f"baseline:{name}" for name in names], "variant": ["frozen"] * k,
+        "method": ["baseline"] * k, "layer": [0] * k, "head": [-1] * k,
+        "image_id": [image_id] * k, "source_run_id": [""] * k}
+    mm, mi, row_map = score_rows(keys, np.stack([maps[b] for b in names]), [boxes] * k,
+                                 protocol, phash, workers=workers, targets=[tlist] * k)
+    p = len(protocol.percentiles)
+    for j, name in enumerate(names):
+        rows = np.flatnonzero(row_map == j)
+        iou_rows = (rows[:, None] * p + np.arange(p)).ravel()
+        _write_baseline(run, name, image_id, phash, mm.take(pa.array(rows)),
+                        mi.take(pa.array(iou_rows)))
+    mm, mi = _random_rows(image_id, tlist, protocol, phash, trials, workers)
+    _write_baseline(run, "random", image_id, phash, mm, mi)
 
 
 def _write_baseline(run: Run, name: str, image_id: str, phash: str, mm: pa.Table,
@@ -285,12 +362,11 @@ def _write_baseline(run: Run, name: str, image_id: str, phash: str, mm: pa.Table
     run.write("metrics_iou", mi, unit_key=u, partition={"model": model})
 
 
-def _random_rows(image_id: str, boxes: np.ndarray, protocol: MetricProtocol,
-                 phash: str, trials: int) -> tuple[pa.Table, pa.Table]:
+def _random_rows(image_id: str, targets: list[np.ndarray], protocol: MetricProtocol,
+                 phash: str, trials: int, workers: int) -> tuple[pa.Table, pa.Table]:
     """Random baseline: every metric averaged over its seeded trials (image and each box)."""
-    targets = [boxes] + [boxes[b:b + 1] for b in range(len(boxes))]
     tf, pct = bl.score_random_baseline([image_id] * len(targets), targets, protocol,
-                                       trials=trials, workers=2)
+                                       trials=trials, workers=workers)
     n = len(targets)
     base: dict[str, list[Any]] = {
         "model": ["baseline:random"] * n, "variant": ["frozen"] * n,
@@ -298,40 +374,11 @@ def _random_rows(image_id: str, boxes: np.ndarray, protocol: MetricProtocol,
         "image_id": [image_id] * n, "source_run_id": [""] * n,
         "target": ["image"] + ["box"] * (n - 1), "box_index": list(range(-1, n - 1)),
         "protocol_hash": [phash] * n}
-    mm = pa.table({**base, **{c: _nan_to_none(tf[c]) for c in TF_COLS}})
+    mm = pa.table({**base, **{c: nan_to_null(tf[c]) for c in TF_COLS}})
     p = len(protocol.percentiles)
     idx = np.repeat(np.arange(n), p)
     cols: dict[str, Any] = {k: [v[i] for i in idx] for k, v in base.items()}
     cols["percentile"] = list(protocol.percentiles) * n
     for c in PCT_COLS:
-        cols[c] = _nan_to_none(np.asarray(pct[c]).reshape(-1))
+        cols[c] = nan_to_null(np.asarray(pct[c]).reshape(-1))
     return mm, pa.table(cols)
-
-
-def materialise_summaries(wh: WarehousePaths, *, resamples: int = 10_000,
-                          seed: int = 0) -> JobResult:
-    """Per model/variant/method/layer/fused head and metric: mean, sd, n, bootstrap CI.
-
-    Percentile bootstrap (Efron & Tibshirani 1993) of the mean over images, 10,000
-    resamples with a fixed seed; a snapshot table (unit ``*``) rebuilt whole.
-    """
-    from ssl_wc.stats.bootstrap import bootstrap_mean_ci_groups
-
-    df = read_named(wh, "job_summary_values")
-    keys = ["model", "variant", "method", "layer", "head", "protocol_hash", "metric",
-            "percentile"]
-    groups = df.group_by(keys, maintain_order=True).agg(vals=df.columns[-1])
-    with Run(wh, "summaries", {"resamples": resamples, "seed": seed}) as run:
-        if groups.height:
-            vals = [np.asarray(v, dtype=np.float64) for v in groups["vals"].to_list()]
-            mean, sd, lo, hi = bootstrap_mean_ci_groups(vals, resamples=resamples, seed=seed)
-            out = groups.drop("vals").to_arrow()
-            out = out.append_column("n", pa.array([len(v) for v in vals], pa.int32()))
-            for name, arr in (("mean", mean), ("sd", sd), ("ci_low", lo), ("ci_high", hi)):
-                out = out.append_column(name, _nan_to_none(arr))
-            run.write("metric_summaries", out, unit_key="*")
-        run.add_units("metric_summaries", ["*"])
-        run.commit(groups=groups.height)
-    return JobResult("summaries", run.status, run.run_id, new=groups.height,
-                     message=f"{groups.height} summaries")
-

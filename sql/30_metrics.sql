@@ -66,14 +66,20 @@ LEFT JOIN _raw_ann_boxes b ON b.image_id = m.image_id AND b.box_index = m.box_in
 LEFT JOIN _raw_ann_feature_types f ON f.label = b.label
 WHERE m.target = 'box';
 
--- Every metric of every map and target in long form (percentile NULL when threshold-free).
-CREATE OR REPLACE VIEW metric_long AS
+-- Every metric of one map source in long form (percentile NULL when threshold-free): the
+-- one unpivot of the metric tables. A NULL key matches every value; the filters sit at
+-- the scans, so Parquet partitions and row groups are pruned, e.g.
+-- SELECT * FROM metric_long_where('dinov2', 'frozen', 'cls') WHERE image_id = '...'.
+CREATE OR REPLACE MACRO metric_long_where(model_key, variant_key, method_key) AS TABLE
 SELECT model, variant, method, layer, head, image_id, target, box_index, protocol_hash,
        metric, CAST(NULL AS SMALLINT) AS percentile, value
 FROM (UNPIVOT (SELECT model, variant, method, layer, head, image_id, target, box_index,
                       protocol_hash, coverage, pointing_t0, pointing_t15, topk_pointing,
                       relevance_rank_acc, mse, kl, emd
-               FROM _raw_metrics_map)
+               FROM _raw_metrics_map
+               WHERE (model_key IS NULL OR model = model_key)
+                 AND (variant_key IS NULL OR variant = variant_key)
+                 AND (method_key IS NULL OR method = method_key))
       ON coverage, pointing_t0, pointing_t15, topk_pointing, relevance_rank_acc, mse, kl, emd
       INTO NAME metric VALUE value)
 UNION ALL
@@ -81,43 +87,34 @@ SELECT model, variant, method, layer, head, image_id, target, box_index, protoco
        metric, percentile, value
 FROM (UNPIVOT (SELECT model, variant, method, layer, head, image_id, target, box_index,
                       protocol_hash, percentile, iou, iou_over_max, corloc
-               FROM _raw_metrics_iou)
+               FROM _raw_metrics_iou
+               WHERE (model_key IS NULL OR model = model_key)
+                 AND (variant_key IS NULL OR variant = variant_key)
+                 AND (method_key IS NULL OR method = method_key))
       ON iou, iou_over_max, corloc INTO NAME metric VALUE value);
+
+-- Every metric of every map and target in long form (percentile NULL when threshold-free).
+CREATE OR REPLACE VIEW metric_long AS
+SELECT * FROM metric_long_where(NULL, NULL, NULL);
+
+-- The summaries below are materialised by `ssl-wc metrics` (per map source, from the
+-- definitions in sql/queries/job_*_summaries.sql over metric_long_where) and read here
+-- as tables: the same columns the views always had, without unpivoting at read time.
 
 -- Per feature type, boxes as targets. rollup = false: boxes of the label itself;
 -- rollup = true: boxes of the label and of every descendant in the ontology (a DAG, so a
 -- box counts under each of its ancestors), e.g. "all Window kinds".
 CREATE OR REPLACE VIEW feature_metrics AS
-WITH scored AS (
-    SELECT l.*, b.label FROM metric_long l
-    JOIN _raw_ann_boxes b ON b.image_id = l.image_id AND b.box_index = l.box_index
-    WHERE l.target = 'box'
-), grouped AS (
-    SELECT s.*, a.ancestor AS feature_label, false AS rollup
-    FROM scored s JOIN _raw_ann_feature_ancestors a ON a.label = s.label AND a.depth = 0
-    UNION ALL
-    SELECT s.*, a.ancestor AS feature_label, true AS rollup
-    FROM scored s JOIN _raw_ann_feature_ancestors a ON a.label = s.label
-)
-SELECT g.model, g.variant, g.method, g.layer, g.head, g.feature_label, f.name AS feature_name,
-       g.rollup, g.protocol_hash, g.metric, g.percentile, count(g.value) AS n_boxes,
-       count(DISTINCT g.image_id) AS n_images, avg(g.value) AS mean,
-       stddev_samp(g.value) AS sd
-FROM grouped g JOIN _raw_ann_feature_types f ON f.label = g.feature_label
-GROUP BY ALL;
+SELECT model, variant, method, layer, head, feature_label, feature_name, rollup,
+       protocol_hash, metric, percentile, n_boxes, n_images, mean, sd
+FROM _raw_feature_summaries;
 
 -- Per style. Rule: each image counts under its FIRST listed style (primary_style), so
 -- every image counts once; per-tag counts are available from image_styles.
 CREATE OR REPLACE VIEW style_metrics AS
-SELECT l.model, l.variant, l.method, l.layer, l.head, i.primary_style AS style_id,
-       s.name AS style_name, 'first listed style' AS style_rule, l.protocol_hash, l.metric,
-       l.percentile, count(l.value) AS n_images, avg(l.value) AS mean,
-       stddev_samp(l.value) AS sd
-FROM metric_long l
-JOIN _raw_ann_images i ON i.image_id = l.image_id
-LEFT JOIN _raw_ann_styles s ON s.style_id = i.primary_style
-WHERE l.target = 'image'
-GROUP BY ALL;
+SELECT model, variant, method, layer, head, style_id, style_name, style_rule,
+       protocol_hash, metric, percentile, n_images, mean, sd
+FROM _raw_style_summaries;
 
 -- Mean, sd, n and a percentile-bootstrap 95 % CI (10,000 resamples, seed 0) per model,
 -- method, layer and metric, for fused maps (head < 0) and baselines; materialised by
@@ -171,41 +168,16 @@ JOIN best_any a ON a.model = d.model AND a.variant = d.variant
 -- difference, sd, n, Cohen's d_z and the paired t statistic. p-values come from
 -- model_comparisons (computed in Python with survival functions).
 CREATE OR REPLACE VIEW baseline_gap AS
-WITH m AS (
-    SELECT * FROM metric_long WHERE target = 'image' AND NOT is_baseline(model) AND head < 0
-), b AS (
-    SELECT model AS baseline, image_id, protocol_hash, metric, percentile, value
-    FROM metric_long WHERE target = 'image' AND is_baseline(model)
-)
-SELECT m.model, m.variant, m.method, m.layer, m.head, b.baseline, m.protocol_hash, m.metric,
-       m.percentile, count(*) AS n, avg(m.value - b.value) AS mean_diff,
-       stddev_samp(m.value - b.value) AS sd_diff,
-       avg(m.value - b.value) / nullif(stddev_samp(m.value - b.value), 0) AS d_z,
-       avg(m.value - b.value) / nullif(stddev_samp(m.value - b.value) / sqrt(count(*)), 0)
-           AS t_stat,
-       any_value(c.direction) AS direction
-FROM m
-JOIN b ON b.image_id = m.image_id AND b.metric = m.metric
-      AND b.percentile IS NOT DISTINCT FROM m.percentile AND b.protocol_hash = m.protocol_hash
-LEFT JOIN metric_catalogue c ON c.metric = m.metric
-WHERE m.value IS NOT NULL AND b.value IS NOT NULL
-GROUP BY ALL;
+SELECT model, variant, method, layer, head, baseline, protocol_hash, metric, percentile, n,
+       mean_diff, sd_diff, d_z, t_stat, direction
+FROM _raw_baseline_gaps;
 
 -- Single heads ranked within each image (rank 1 = best under the metric's direction),
 -- then summarised per model, layer and head: mean score, mean rank, top-1 / top-3 counts.
 CREATE OR REPLACE VIEW head_ranking AS
-WITH r AS (
-    SELECT l.*, rank() OVER (
-               PARTITION BY l.model, l.variant, l.method, l.layer, l.image_id, l.protocol_hash,
-                            l.metric, l.percentile
-               ORDER BY CASE WHEN c.direction = 'lower' THEN l.value ELSE -l.value END) AS r
-    FROM metric_long l LEFT JOIN metric_catalogue c USING (metric)
-    WHERE l.target = 'image' AND l.head >= 0 AND l.value IS NOT NULL
-)
-SELECT model, variant, method, layer, head, protocol_hash, metric, percentile,
-       count(*) AS n_images, avg(value) AS mean_score, avg(r) AS mean_rank,
-       count(*) FILTER (WHERE r = 1) AS top1, count(*) FILTER (WHERE r <= 3) AS top3
-FROM r GROUP BY ALL;
+SELECT model, variant, method, layer, head, protocol_hash, metric, percentile, n_images,
+       mean_score, mean_rank, top1, top3
+FROM _raw_head_rankings;
 
 -- Head x feature matrix: mean per single head and feature label (boxes as targets).
 CREATE OR REPLACE VIEW head_feature_matrix AS

@@ -193,8 +193,7 @@ def ingest_attention_cmd(
     Every option is checked before anything runs (exit 2 names the option and the valid
     values). Exit: 0 ok, 3 partial (failed images recorded in ingest_errors), 1 failed.
     """
-    from ingest.attention import (ALL_METHODS, FUSIONS, TOKEN_CHOICES, AttentionJob,
-                                  ingest_attention)
+    from ingest.attention import ALL_METHODS, FUSIONS, TOKEN_CHOICES, AttentionJob, ingest_attention
 
     def ints(option: str, value: str, keywords: tuple[str, ...]) -> list[int] | None:
         parsed = options.int_list(option, value, keywords)

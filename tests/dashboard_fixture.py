@@ -15,6 +15,7 @@ the fused mean, small boxes scoring lower than the union of an image's boxes.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 from collections.abc import Iterator, Sequence
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 from PIL import Image, ImageDraw
 
@@ -122,6 +122,7 @@ class FixtureSpec:
     features: bool = True  # pooled (last layer) and CLS (every layer) features
     feature_dim: int = 24
     images_per_write: int = 8
+    resamples: int = 2_000  # bootstrap resamples of the per-layer summaries
 
     @classmethod
     def full_scale(cls, seed: int = 0) -> FixtureSpec:
@@ -369,7 +370,11 @@ def _metric_rows(keys: dict[str, np.ndarray], iou90: np.ndarray, area: np.ndarra
         annotation_area=area,
         mse=np.clip(0.05 - 0.2 * iou90 + rng.normal(0, 0.006, n), 0.004, 1),
         kl=np.clip(3.2 - 6 * iou90 + rng.normal(0, 0.15, n), 0.5, 8),
-        emd=np.clip(0.36 - 0.75 * iou90 + rng.normal(0, 0.02, n), 0.05, 1))
+        emd=np.clip(0.36 - 0.75 * iou90 + rng.normal(0, 0.02, n), 0.05, 1),
+        roc_auc=np.clip(0.55 + 2.0 * iou90 + rng.normal(0, 0.03, n), 0, 1),
+        gini=np.clip(0.45 + rng.normal(0, 0.05, n), 0, 1),
+        entropy=np.clip(10.4 + rng.normal(0, 0.1, n), 0, math.log(224 * 224)))
+    mm["emd_point"] = np.clip(mm["emd"] * rng.lognormal(0.05, 0.1, n), 0, 1)
     if extra is not None:  # baselines: published means for MSE / KL / EMD
         _, cov_b, mse_b, kl_b, emd_b = extra["values"]
         mm.update(coverage=np.clip(g * cov_b / 0.077 * rng.lognormal(0, 0.15, n), 0, 1),
@@ -618,11 +623,17 @@ def _write_metrics(wh: WarehousePaths, spec: FixtureSpec, ids: list[str],
                         mm, mi = _metric_rows(keys, iou90, np.repeat(area, n_l * n_h), rng)
                         unit = np.char.add(f"{model.name}|{variant}|{method}|",
                                            np.char.add(img_r.astype(str), f"|{PROTOCOL_HASH}"))
-                        run.write("metrics_map", _to_table(mm), unit_key=list(unit),
-                                  partition={"model": model.name})
-                        run.write("metrics_iou", _to_table(mi),
-                                  unit_key=list(np.repeat(unit, len(PERCENTILES))),
-                                  partition={"model": model.name})
+                        # row groups of 8 images, as the metrics job writes them
+                        t_mm, t_mi = _to_table(mm), _to_table(mi)
+                        p = len(PERCENTILES)
+                        firsts = [0, *np.flatnonzero(img_r[1:] != img_r[:-1]) + 1]
+                        cuts = [*firsts[::8], n]
+                        for a, b in itertools.pairwise(cuts):
+                            run.write("metrics_map", t_mm.slice(a, b - a),
+                                      unit_key=list(unit[a:b]), partition={"model": model.name})
+                            run.write("metrics_iou", t_mi.slice(a * p, (b - a) * p),
+                                      unit_key=list(np.repeat(unit[a:b], p)),
+                                      partition={"model": model.name})
         run.commit(n_units=len(ids))
     built.run_ids["metrics"] = run.run_id
 
@@ -659,25 +670,10 @@ def _write_baselines(wh: WarehousePaths, spec: FixtureSpec, ids: list[str],
 
 
 def _write_summaries(wh: WarehousePaths, spec: FixtureSpec, built: BuiltWarehouse) -> None:
-    """Per-layer means of the fused maps and baselines, from the committed metrics."""
-    rebuild_catalog(wh)
-    from ssl_wc.warehouse import open_reader
+    """The summaries, by the metrics job's own summaries step (per-layer bootstrap CIs,
+    feature, style, head-ranking and baseline-gap tables) over the committed metrics."""
+    from ingest.metrics import materialise_summaries
 
-    con = open_reader(wh.root, udfs=False)
-    try:
-        df = con.sql("""
-            SELECT model, variant, method, layer, head, protocol_hash, metric, percentile,
-                   count(value)::INTEGER AS n, avg(value) AS mean, stddev_samp(value) AS sd
-            FROM metric_long
-            WHERE target = 'image' AND head < 0 AND value IS NOT NULL
-            GROUP BY ALL""").pl()
-    finally:
-        con.close()
-    half = 1.96 * df["sd"].fill_null(0.0) / df["n"].cast(pl.Float64).sqrt()
-    df = df.with_columns(ci_low=pl.col("mean") - half, ci_high=pl.col("mean") + half)
-    with Run(wh, "summaries", {"resamples": 10_000, "seed": 0}, rebuild_catalog=False) as run:
-        if df.height:
-            run.write("metric_summaries", df.to_arrow(), unit_key="*")
-        run.add_units("metric_summaries", ["*"])
-        run.commit(groups=df.height)
-    built.run_ids["summaries"] = run.run_id
+    rebuild_catalog(wh)
+    res = materialise_summaries(wh, resamples=spec.resamples)
+    built.run_ids["summaries"] = res.run_id or ""

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ssl_wc.metrics import baselines as bl
-from ssl_wc.metrics.kernels import MetricProtocol, score_maps
+from ssl_wc.metrics.kernels import MAP_COLUMNS, MetricProtocol, score_maps
 
 
 def test_random_maps_are_seeded_by_a_stable_hash() -> None:
@@ -88,9 +88,22 @@ def test_random_baseline_is_the_mean_over_trials() -> None:
     one_tf, one_pp = score_maps(maps, [boxes[0]] * 4, proto)
     for col in one_tf:
         assert tf[col][0] == pytest.approx(one_tf[col].mean())
-        assert np.isnan(tf[col][1])  # empty target stays NaN
+        if col not in MAP_COLUMNS:  # gini and entropy describe the map alone
+            assert np.isnan(tf[col][1])  # empty target stays NaN
     np.testing.assert_allclose(pp["iou"][0], one_pp["iou"].mean(axis=0))
     assert 0.0 <= tf["pointing_t0"][0] <= 1.0
+
+
+def test_random_baseline_rows_of_one_image_share_the_trial_maps() -> None:
+    proto = MetricProtocol(eval_size=(32, 24))
+    union = np.array([[0.1, 0.2, 0.3, 0.3], [0.6, 0.6, 0.2, 0.2]])
+    rows = [union, union[:1], union[1:]]
+    tf, pp = bl.score_random_baseline(["a"] * 3, rows, proto, trials=5)
+    for j, target in enumerate(rows):
+        one_tf, one_pp = bl.score_random_baseline(["a"], [target], proto, trials=5)
+        for col in one_tf:
+            assert tf[col][j] == pytest.approx(one_tf[col][0], abs=1e-15)
+        np.testing.assert_allclose(pp["iou"][j], one_pp["iou"][0], atol=1e-15)
 
 
 def test_baselines_score_through_the_same_path() -> None:

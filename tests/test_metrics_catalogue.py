@@ -34,7 +34,11 @@ def test_rows_are_plain_and_complete() -> None:
     assert "Score-CAM" in by["coverage"]["reference"]
     assert "CLEVR-XAI" in by["relevance_rank_acc"]["reference"]
     assert "Deselaers" in by["corloc"]["reference"]
-    assert "Rubner" in by["emd"]["reference"]
+    assert "Rubner" in by["emd"]["reference"] and "Rubner" in by["emd_point"]["reference"]
+    assert "Hanley" in by["roc_auc"]["reference"] and by["roc_auc"]["direction"] == "higher"
+    assert "Hurley" in by["gini"]["reference"] and by["gini"]["direction"] == "info"
+    assert "Shannon" in by["entropy"]["reference"] and by["entropy"]["direction"] == "info"
+    assert "area" in by["emd"]["label"] and "point" in by["emd_point"]["label"]
 
 
 def test_feature_space_metric_is_catalogued() -> None:

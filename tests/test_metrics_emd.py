@@ -8,7 +8,16 @@ import numpy as np
 import pytest
 from scipy.optimize import linprog
 
-from ssl_wc.metrics.emd import emd_histograms, emd_maps, grid_cost, to_grid, wasserstein1
+from ssl_wc.metrics.emd import (
+    emd_histograms,
+    emd_maps,
+    grid_cost,
+    to_area_grid,
+    to_distribution,
+    to_grid,
+    wasserstein1,
+)
+from ssl_wc.metrics.heatmap import area_matrix
 
 
 def _point(cell: int, g: int = 8) -> np.ndarray:
@@ -80,3 +89,38 @@ def test_reduced_problem_equals_full_problem() -> None:
 def test_zero_mass_map_counts_as_uniform() -> None:
     uniform = np.ones((1, 224, 224))
     assert emd_maps(np.zeros((1, 224, 224)), uniform[0], 8)[0] == pytest.approx(0.0, abs=1e-15)
+
+
+def test_area_cells_count_every_pixel_once() -> None:
+    # a point mass between the sampled pixels: invisible to the point-sampled cells,
+    # all of the cell's mass in the area-averaged ones
+    a = np.zeros((224, 224))
+    a[5, 5] = 1.0
+    assert to_grid(a[None], 8).sum() == 0.0
+    cells = to_area_grid(a[None], 8)[0]
+    assert cells[0, 0] == pytest.approx(1 / 784) and cells.sum() == pytest.approx(1 / 784)
+    b = np.zeros((224, 224))
+    b[5, 5 + 3 * 28] = 1.0  # three cells to the right
+    assert emd_maps(a[None], b, 8)[0] == pytest.approx(3 / 8)
+    # a uniform map gives uniform cells, whatever the size
+    flat = to_distribution(to_area_grid(np.ones((1, 50, 70)), 8))[0]
+    np.testing.assert_allclose(flat, 1 / 64, rtol=1e-12)
+
+
+def test_area_matrix_weights_partial_pixels_by_their_covered_length() -> None:
+    m = area_matrix(10, 4)  # cells 2.5 pixels long
+    np.testing.assert_allclose(m.sum(axis=1), 1.0)
+    np.testing.assert_allclose(m[0, :3], [0.4, 0.4, 0.2])  # pixel 2 half in cell 0
+    np.testing.assert_allclose(m[1, 2:5], [0.2, 0.4, 0.4])
+    assert np.array_equal(area_matrix(224, 8)[0, :28], np.full(28, 1 / 28))
+
+
+def test_point_sampled_target_of_a_small_box_loses_mass_area_cells_keep_it() -> None:
+    from ssl_wc.metrics.masks import soft_target
+
+    box = np.array([[2 / 224, 2 / 224, 8 / 224, 8 / 224]])  # pixels 2..9: inside cell (0, 0)
+    s = soft_target(box, (224, 224))
+    area = to_area_grid(s[None], 8)[0]
+    point = to_grid(s[None], 8)[0]
+    assert area[0, 0] / area.sum() > 0.999
+    assert point.max() < 1e-3 * area.max()  # the sampled pixels miss the box

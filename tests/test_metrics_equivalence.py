@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ssl_wc.metrics.kernels import MetricProtocol, score_maps
+from ssl_wc.metrics.kernels import MetricProtocol, score_map_targets, score_maps
 from ssl_wc.metrics.reference import reference_score_maps
 
 ATOL = 1e-6
@@ -72,3 +72,29 @@ def test_maps_at_eval_size_equal_reference() -> None:
     targets = [random_boxes(rng, 2) for _ in range(3)]
     protocol = MetricProtocol(eval_size=(40, 30))
     assert_same(score_maps(maps, targets, protocol), reference_score_maps(maps, targets, protocol))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    grid=st.sampled_from([(14, 14), (16, 16), (5, 8)]),
+    kind=st.sampled_from(["smooth", "ties", "spiky"]),
+)
+def test_each_map_against_its_image_targets_equals_reference(seed: int, grid, kind: str) -> None:
+    """The job's layout: every map against its image's union and each box alone."""
+    rng = np.random.default_rng(seed)
+    maps = rng.random((5, *grid))
+    if kind == "ties":
+        maps = np.round(maps * 2)
+    elif kind == "spiky":
+        maps = np.exp(rng.normal(size=(5, *grid)) * 4)
+    images = []
+    for _ in range(2):
+        union = random_boxes(rng, int(rng.integers(1, 4)))
+        images.append([union] + [union[b : b + 1] for b in range(len(union))])
+    lists = [images[i % 2] for i in range(5)]
+    protocol = MetricProtocol(eval_size=(64, 48))
+    got = score_map_targets(maps, lists, protocol, chunk_size=2)
+    rep = [i for i in range(5) for _ in lists[i]]
+    flat = [t for tl in lists for t in tl]
+    assert_same(got, reference_score_maps(maps[rep], flat, protocol))

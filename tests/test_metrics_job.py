@@ -18,8 +18,8 @@ _q = query_catalog
 def test_empty_target_is_null_not_zero():
     keys = {k: [v] for k, v in dict(model="m", variant="frozen", method="cls", layer=0, head=-1,
                                    image_id="x", source_run_id="r").items()}
-    mm, mi = score_rows(keys, np.random.default_rng(0).random((1, 4, 4)),
-                        [np.zeros((0, 4))], MetricProtocol(), "p")
+    mm, mi, _ = score_rows(keys, np.random.default_rng(0).random((1, 4, 4)),
+                           [np.zeros((0, 4))], MetricProtocol(), "p")
     row = mm.to_pylist()[0]
     assert row["pointing_t0"] is None and row["pointing_t15"] is None
     assert row["coverage"] is None and row["kl"] is None
@@ -129,6 +129,9 @@ def test_metrics_are_incremental(scored_wh, tiny_models):
     n_maps = _q(scored_wh, f"SELECT count(*) FROM attention_maps WHERE model = 'siglip-random' "
                            f"AND image_id = '{one}' AND method IN ('map', 'mean')")[0][0]
     assert res[0].new == n_maps
+    # only the two rescored map sources have their summaries recomputed
+    assert res[-1].job == "summaries" and res[-1].status == "committed"
+    assert res[-1].new == 2 and res[-1].skipped > 2
 
 
 def test_udf_with_own_percentile(scored_wh):

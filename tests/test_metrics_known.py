@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from ssl_wc.metrics.kernels import PER_PERCENTILE_COLUMNS, MetricProtocol, score_maps
+from ssl_wc.metrics.kernels import (
+    MAP_COLUMNS,
+    PER_PERCENTILE_COLUMNS,
+    MetricProtocol,
+    score_map_targets,
+    score_maps,
+)
 from ssl_wc.metrics.masks import soft_target, union_mask
 from ssl_wc.metrics.protocol import topk_count
 
@@ -105,7 +111,10 @@ def test_empty_target_is_nan_never_a_hit() -> None:
     m = np.random.default_rng(0).random((14, 14))
     tf, pp = score_one(m, np.zeros((0, 4)))
     for col, v in tf.items():
-        assert math.isnan(v), col
+        if col in MAP_COLUMNS:  # they describe the map alone
+            assert math.isfinite(v), col
+        else:
+            assert math.isnan(v), col
     for col in PER_PERCENTILE_COLUMNS:
         if col == "attention_area":
             assert not np.isnan(pp[col]).any()
@@ -199,3 +208,73 @@ def test_protocol_hash_is_stable_and_validated() -> None:
         with pytest.raises(ValueError):
             MetricProtocol(**bad)  # type: ignore[arg-type]
     assert MetricProtocol(pointing_tolerances_px=(2.5,)).pointing_columns() == ("pointing_t2p5",)
+
+
+# ----------------------------------------------------------------- ROC-AUC, Gini, entropy
+def test_roc_auc_of_the_mask_itself_and_its_inverse() -> None:
+    tf, _ = score_one(G.astype(float), BOX)
+    assert tf["roc_auc"] == 1.0
+    tf, _ = score_one((~G).astype(float), BOX)
+    assert tf["roc_auc"] == 0.0
+
+
+def test_roc_auc_of_a_constant_map_is_one_half() -> None:
+    for m in (np.full((224, 224), 2.5), np.full((14, 14), -1.0)):
+        tf, _ = score_one(m, BOX)
+        assert tf["roc_auc"] == 0.5
+
+
+def test_roc_auc_counts_ties_as_one_half() -> None:
+    # hot left half (cols < 112); G = rows 56..167, cols 56..167 straddles it
+    m = np.zeros((224, 224))
+    m[:, :112] = 1.0
+    g_hot, g_cold = 112 * 56, 112 * 56  # G pixels in the hot and the cold half
+    o_hot, o_cold = 224 * 112 - g_hot, 224 * 112 - g_cold
+    wins = g_hot * o_cold + 0.5 * (g_hot * o_hot + g_cold * o_cold)
+    tf, _ = score_one(m, BOX)
+    assert tf["roc_auc"] == pytest.approx(wins / (12544 * (N_PIX - 12544)), abs=1e-15)
+
+
+def test_roc_auc_is_null_for_an_empty_or_full_mask() -> None:
+    m = np.random.default_rng(5).random((14, 14))
+    assert math.isnan(score_one(m, np.zeros((0, 4)))[0]["roc_auc"])
+    assert math.isnan(score_one(m, np.array([[0.0, 0.0, 1.0, 1.0]]))[0]["roc_auc"])
+
+
+def test_gini_and_entropy_of_uniform_one_hot_and_two_level_maps() -> None:
+    one_hot = np.zeros((224, 224))
+    one_hot[100, 30] = 7.0
+    half = np.zeros((224, 224))
+    half[:112] = 1.0
+    cases = {
+        "uniform": (np.full((224, 224), 3.0), 0.0, math.log(N_PIX)),
+        "uniform grid": (np.ones((14, 14)), 0.0, math.log(N_PIX)),
+        "one hot": (one_hot, (N_PIX - 1) / N_PIX, 0.0),
+        "two levels": (half, 0.5, math.log(N_PIX / 2)),
+    }
+    for name, (m, gini, entropy) in cases.items():
+        tf, _ = score_one(m, BOX)
+        assert tf["gini"] == pytest.approx(gini, abs=1e-12), name
+        assert tf["entropy"] == pytest.approx(entropy, abs=1e-12), name
+
+
+def test_map_columns_are_the_same_for_every_target_of_a_map() -> None:
+    m = np.random.default_rng(6).random((3, 16, 16))
+    targets = [BOX, np.array([[0.1, 0.1, 0.05, 0.05]]), np.zeros((0, 4))]
+    tf, _ = score_map_targets(m, [targets] * 3)
+    for col in MAP_COLUMNS:
+        per_map = tf[col].reshape(3, 3)
+        assert (per_map == per_map[:, :1]).all()
+        assert np.isfinite(per_map).all()
+
+
+def test_one_target_list_scores_like_separate_maps() -> None:
+    rng = np.random.default_rng(8)
+    m = rng.random((4, 14, 14))
+    targets = [BOX, np.array([[0.6, 0.1, 0.2, 0.3]]), np.zeros((0, 4))]
+    tf, pp = score_map_targets(m, [targets] * 4)
+    flat_tf, flat_pp = score_maps(np.repeat(m, 3, axis=0), targets * 4)
+    for col in tf:
+        np.testing.assert_array_equal(tf[col], flat_tf[col], err_msg=col)
+    for col in pp:
+        np.testing.assert_array_equal(pp[col], flat_pp[col], err_msg=col)

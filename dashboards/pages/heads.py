@@ -35,8 +35,7 @@ def render() -> None:
     metric, info, pct = ui.metric_and_percentile(infos, metric_where=side, pct_where=side)
     assert model is not None and variant is not None and method is not None
     title = info.title(pct)
-    rank = data.head_ranking(model, variant, method, metric, pct, protocol,
-                             info.lower_is_better)
+    rank = data.head_ranking(model, variant, method, metric, pct, protocol)
     if rank.height == 0:
         ui.missing(f"No single-head scores for {ui.model_label(model, variant)} ({method}): "
                    f"single heads are scored when their maps are stored",

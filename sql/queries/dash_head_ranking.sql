@@ -1,20 +1,8 @@
 -- Dashboards (Heads): single heads ranked within each image and layer (rank 1 = best
--- under the metric's direction, $lower = true when lower is better), summarised per
--- layer and head: mean score, mean rank, top-1 / top-3 counts. Same definition as the
--- head_ranking view, reading the metric tables through metric_values so that the
--- filters prune.
-WITH v AS (
-    SELECT layer, head, image_id, value
-    FROM metric_values($metric, $percentile, $model, $variant, $method, 'image',
-                       $protocol)
-    WHERE head >= 0
-), r AS (
-    SELECT *, rank() OVER (PARTITION BY layer, image_id
-                           ORDER BY CASE WHEN $lower THEN value ELSE -value END) AS r
-    FROM v WHERE value IS NOT NULL
-)
-SELECT layer, head, count(*) AS n_images, avg(value) AS mean_score, avg(r) AS mean_rank,
-       count(*) FILTER (WHERE r = 1) AS top1, count(*) FILTER (WHERE r <= 3) AS top3
-FROM r
-GROUP BY ALL
+-- under the metric's direction), summarised per layer and head: mean score, mean rank,
+-- top-1 / top-3 counts. Reads the materialised head_ranking.
+SELECT layer, head, n_images, mean_score, mean_rank, top1, top3
+FROM head_ranking
+WHERE model = $model AND variant = $variant AND method = $method AND metric = $metric
+  AND percentile IS NOT DISTINCT FROM $percentile AND protocol_hash = $protocol
 ORDER BY layer, head

@@ -14,7 +14,7 @@ import numpy as np
 from scipy import ndimage
 
 from ssl_wc.metrics.heatmap import resize
-from ssl_wc.metrics.kernels import score_maps
+from ssl_wc.metrics.kernels import score_map_targets, score_maps
 from ssl_wc.metrics.protocol import MetricProtocol
 
 
@@ -88,9 +88,12 @@ def score_random_baseline(
     chunk_size: int = 8,
     workers: int = 1,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Random baseline per image: every metric averaged over ``trials`` random maps.
+    """Random baseline per (image, target) row: every metric averaged over ``trials``
+    random maps.
 
-    The maps are uniform at the evaluation size, seeded by (image id, trial). The mean
+    The maps are uniform at the evaluation size, seeded by (image id, trial); the rows
+    of one image (its union and each box, say) share the same trial maps, which are
+    generated and ranked once and scored against all of that image's targets. The mean
     is taken per metric over the trials (a pointing column becomes a hit rate); NaN
     stays NaN for an empty target. Same layout as ``score_maps``.
     """
@@ -100,17 +103,22 @@ def score_random_baseline(
     if trials < 1:
         raise ValueError("trials must be >= 1")
     shape = (int(protocol.eval_size[0]), int(protocol.eval_size[1]))
-    n_img = len(image_ids)
+    n_rows = len(image_ids)
     empty_tf, empty_pp = score_maps(np.zeros((0, *shape)), [], protocol)
-    tf_sum = {col: np.full(n_img, np.nan) for col in empty_tf}
-    pp_sum = {col: np.full((n_img, v.shape[1]), np.nan) for col, v in empty_pp.items()}
-    for i, (image_id, target) in enumerate(zip(image_ids, targets, strict=True)):
+    tf_sum = {col: np.full(n_rows, np.nan) for col in empty_tf}
+    pp_sum = {col: np.full((n_rows, v.shape[1]), np.nan) for col, v in empty_pp.items()}
+    rows_of: dict[str, list[int]] = {}
+    for i, image_id in enumerate(image_ids):
+        rows_of.setdefault(image_id, []).append(i)
+    for image_id, rows in rows_of.items():
         maps = random_trials(image_id, shape, trials)
-        tf, pp = score_maps(
-            maps, [target] * trials, protocol, chunk_size=chunk_size, workers=workers
+        image_targets = [targets[i] for i in rows]
+        tf, pp = score_map_targets(
+            maps, [image_targets] * trials, protocol, chunk_size=chunk_size, workers=workers
         )
+        t = len(rows)
         for col, vals in tf.items():
-            tf_sum[col][i] = vals.mean()
+            tf_sum[col][rows] = vals.reshape(trials, t).mean(axis=0)
         for col, vals in pp.items():
-            pp_sum[col][i] = vals.mean(axis=0)
+            pp_sum[col][rows] = vals.reshape(trials, t, -1).mean(axis=0)
     return tf_sum, pp_sum

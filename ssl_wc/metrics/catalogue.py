@@ -39,6 +39,18 @@ BYLINSKII_2019 = (
     "Bylinskii, Judd, Oliva, Torralba, Durand. What do different evaluation metrics tell "
     "us about saliency models? IEEE TPAMI 41, 2019."
 )
+HANLEY_1982 = (
+    "Hanley, McNeil. The meaning and use of the area under a receiver operating "
+    "characteristic (ROC) curve. Radiology 143, 1982."
+)
+HURLEY_2009 = (
+    "Hurley, Rickard. Comparing Measures of Sparsity. IEEE Trans. Information Theory 55, "
+    "2009."
+)
+SHANNON_1948 = (
+    "Shannon. A Mathematical Theory of Communication. Bell System Technical Journal 27, "
+    "1948."
+)
 JACCARD_1912 = (
     "Jaccard. The distribution of the flora in the alpine zone. New Phytologist 11, 1912."
 )
@@ -120,6 +132,17 @@ def metric_catalogue(protocol: MetricProtocol | None = None) -> dict[str, Metric
             "|G| / n: fraction of the image covered by the target.",
         ),
         MetricInfo(
+            "roc_auc",
+            "Localisation ROC-AUC",
+            "higher",
+            HANLEY_1982,
+            _BASE,
+            True,
+            "Threshold-free: P(A_g > A_o) + P(A_g = A_o)/2 for a pixel g of G and a pixel o "
+            "outside G (the Mann-Whitney U over |G|(n-|G|)); 0.5 for a constant map, 1 for "
+            "a map that ranks G first; NULL when G is empty or the whole image.",
+        ),
+        MetricInfo(
             "mse",
             "MSE to soft target",
             "lower",
@@ -140,13 +163,47 @@ def metric_catalogue(protocol: MetricProtocol | None = None) -> dict[str, Metric
         ),
         MetricInfo(
             "emd",
-            "Earth mover's distance",
+            "Earth mover's distance (area-averaged)",
             "lower",
             RUBNER_2000,
             (*_BASE, "emd_grid"),
             True,
-            "Exact W1 between heatmap and soft target resized to emd_grid^2 cells "
-            "(bilinear, half-pixel, no antialias), Euclidean cost on cell centres in [0,1]^2.",
+            "Exact W1 between heatmap and soft target reduced to emd_grid^2 cells, each the "
+            "mean of the pixels it covers; Euclidean cost on cell centres in [0,1]^2. Every "
+            "pixel's mass counts, so small boxes are scored faithfully.",
+        ),
+        MetricInfo(
+            "emd_point",
+            "Earth mover's distance (point-sampled)",
+            "lower",
+            RUBNER_2000,
+            (*_BASE, "emd_grid"),
+            True,
+            "As emd, but each cell samples the maps near its centre (bilinear resize to "
+            "emd_grid^2, half-pixel, no antialias), as published implementations do: for "
+            "comparison with their numbers; mass between the sampled pixels is lost, so "
+            "it is unreliable for small boxes.",
+        ),
+        MetricInfo(
+            "gini",
+            "Gini index of the map",
+            "info",
+            HURLEY_2009,
+            _BASE,
+            True,
+            "Sparseness of the heatmap A alone: 1 - 2 sum_k (a_(k)/|A|_1)(n - k + 1/2)/n over "
+            "A ascending; 0 for a uniform map, (n-1)/n for a single hot pixel. The same for "
+            "every target of a map.",
+        ),
+        MetricInfo(
+            "entropy",
+            "Entropy of the map",
+            "info",
+            SHANNON_1948,
+            _BASE,
+            True,
+            "-sum p log p (nats) of p = A / sum(A): log(n) (10.82 at 224x224) for a uniform "
+            "map, 0 for a single hot pixel. The same for every target of a map.",
         ),
         MetricInfo(
             "iou",

@@ -1,10 +1,16 @@
 """Earth mover's distance between two maps on a coarse grid (Rubner et al., IJCV 2000).
 
-Both maps (clamped at 0) are resized to ``g x g`` cells by half-pixel bilinear
-interpolation without antialiasing (each cell samples the map near its centre, as
-``torch.nn.functional.interpolate`` does by default), normalised to sum 1, and compared
-by the exact 2-D Wasserstein-1 distance with Euclidean ground cost between cell centres
-``((j + .5)/g, (i + .5)/g)`` in the unit square. A map with zero mass counts as uniform.
+Both maps (clamped at 0) are reduced to ``g x g`` cells, normalised to sum 1, and
+compared by the exact 2-D Wasserstein-1 distance with Euclidean ground cost between
+cell centres ``((j + .5)/g, (i + .5)/g)`` in the unit square. A map with zero mass
+counts as uniform. Two reductions are offered:
+
+- area-averaged (:func:`to_area_grid`, the default ``emd``): each cell is the mean of
+  the pixels it covers, so every pixel's mass is counted once;
+- point-sampled (:func:`to_grid`, ``emd_point``, as published implementations do):
+  half-pixel bilinear resize without antialiasing, so each cell samples the map near its
+  centre (``torch.nn.functional.interpolate``'s default). The mass of a small target
+  between the sampled pixels is lost, which makes it unreliable for small boxes.
 
 Exactness: W1 with a metric cost equals the optimal transport between the positive and
 negative parts of ``p - q`` (mass present in both never has to move, by the triangle
@@ -25,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ssl_wc.metrics.heatmap import axis_weights
+from ssl_wc.metrics.heatmap import area_matrix, axis_weights
 
 _MAX_ITER = 1_000_000
 _POT_NO_TORCH = "POT_BACKEND_DISABLE_PYTORCH"
@@ -95,6 +101,15 @@ def to_grid(maps: np.ndarray, grid: int) -> np.ndarray:
     return resample_sampled(sub, rows, cols, grid, (H, W))
 
 
+def to_area_grid(maps: np.ndarray, grid: int) -> np.ndarray:
+    """(N, H, W) maps -> (N, g, g): clamp at 0, then each cell the mean of the pixels it
+    covers (:func:`ssl_wc.metrics.heatmap.area_matrix` along each axis)."""
+    maps = np.maximum(np.asarray(maps, dtype=np.float64), 0.0)
+    _, H, W = maps.shape
+    by, bx = area_matrix(H, grid), area_matrix(W, grid)
+    return np.asarray(by @ maps @ bx.T)
+
+
 def resample_sampled(
     sub: np.ndarray, rows: np.ndarray, cols: np.ndarray, grid: int, size: tuple[int, int]
 ) -> np.ndarray:
@@ -149,10 +164,12 @@ def emd_histograms(p: np.ndarray, q: np.ndarray, grid: int) -> np.ndarray:
     return np.array([wasserstein1(p[i], q[i], cost) for i in range(p.shape[0])])
 
 
-def emd_maps(a: np.ndarray, b: np.ndarray, grid: int = 8) -> np.ndarray:
-    """EMD between (N, H, W) maps ``a`` and ``b`` (or one (H, W) ``b`` for all)."""
+def emd_maps(a: np.ndarray, b: np.ndarray, grid: int = 8, *, area: bool = True) -> np.ndarray:
+    """EMD between (N, H, W) maps ``a`` and ``b`` (or one (H, W) ``b`` for all), with
+    area-averaged cells (``area``, the default) or point-sampled ones."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    pa = to_distribution(to_grid(a, grid))
-    pb = to_distribution(to_grid(b[None] if b.ndim == 2 else b, grid))
+    reduce = to_area_grid if area else to_grid
+    pa = to_distribution(reduce(a, grid))
+    pb = to_distribution(reduce(b[None] if b.ndim == 2 else b, grid))
     return emd_histograms(pa, pb[0] if pb.shape[0] == 1 else pb, grid)

@@ -62,6 +62,25 @@ def axis_weights(in_size: int, out_size: int) -> Axis:
     return Axis(i0, i1, w0, w1)
 
 
+@lru_cache(maxsize=64)
+def area_matrix(in_size: int, out_size: int) -> np.ndarray:
+    """(out, in) area-averaging weights: output cell i covers ``[i*in/out, (i+1)*in/out)``
+    of the input axis and averages the pixels ``[y, y + 1)`` it overlaps, each weighted
+    by the overlap length (rows sum to 1). With ``in`` a multiple of ``out`` this is the
+    plain block mean (torch's ``interpolate(mode="area")``)."""
+    if in_size < 1 or out_size < 1:
+        raise ValueError(f"sizes must be positive, got {in_size} -> {out_size}")
+    step = in_size / out_size
+    mat = np.zeros((out_size, in_size))
+    for i in range(out_size):
+        a, b = i * step, (i + 1) * step
+        for y in range(int(np.floor(a)), min(in_size, int(np.ceil(b)))):
+            mat[i, y] = max(0.0, min(y + 1.0, b) - max(float(y), a))
+    mat /= mat.sum(axis=1, keepdims=True)
+    mat.setflags(write=False)
+    return mat
+
+
 def resize(
     maps: np.ndarray,
     size: tuple[int, int],

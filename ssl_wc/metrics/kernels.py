@@ -1,4 +1,8 @@
-"""Batched alignment metrics for many patch-grid maps at once: :func:`score_maps`.
+"""Batched alignment metrics for many patch-grid maps, each against one or more targets.
+
+Entry points: :func:`score_map_targets` (each map against a list of targets: the job
+scores every map against its image's union of boxes and each box alone) and
+:func:`score_maps` (one target per map).
 
 Definitions (``/work/shared/brief/metrics.md``; A the heatmap, G the target mask,
 S the soft target, n = H*W pixels, k_p = max(1, round_half_up(n*(100-p)/100))):
@@ -11,48 +15,54 @@ S the soft target, n = H*W pixels, k_p = max(1, round_half_up(n*(100-p)/100))):
   distance t of the argmax (first flat index on ties), else 0.
 - topk_pointing = |A_k AND G| / k with k = ``protocol.topk_pointing_k`` pixels.
 - relevance_rank_acc (Arras et al. 2022) = |A_K AND G| / K with K = |G|.
+- roc_auc (localisation ROC-AUC; Hanley & McNeil 1982) = P(A_g > A_o) + P(A_g = A_o)/2
+  for a random pixel g of G and o outside G: (R_G - |G|(|G|+1)/2) / (|G| (n - |G|)),
+  R_G the sum of G's ascending mid-ranks; NaN when G is empty or the whole image.
 - annotation_area = |G| / n; attention_area@p = k_p / n; random_iou = a*g/(a+g-a*g);
   max_iou = min(a,g)/max(a,g); iou_over_max = IoU / max_iou; corloc@p = [IoU >= 0.5]
   (Deselaers et al. 2012).
 - mse = mean((A - S)^2); kl = KL(S || A) after +1e-8 per pixel and normalising
-  (Kullback & Leibler 1951); emd = exact W1 on an 8x8 grid (Rubner et al. 2000).
+  (Kullback & Leibler 1951); emd = exact W1 between area-averaged 8x8 cells, emd_point
+  the same between point-sampled cells (Rubner et al. 2000; see ``emd.py``).
+- gini (Hurley & Rickard 2009) = 2 sum_k k a_(k) / (n sum a) - (n + 1)/n over A in
+  ascending order; entropy (Shannon 1948, nats) = -sum p log p with p = A / sum(A).
+  Both describe the map alone (the same for every target); a constant map (A = 0)
+  counts as uniform: gini 0, entropy log n.
 
 An empty target (no boxes) gives NaN for every target-dependent metric, never a hit and
 never a zero. A map with a non-finite value (or |value| > 1e150) gives NaN everywhere.
 
 How it is fast and still exact:
 
-- Ranks use the upsampled values U before min-max normalisation; the normalisation is
-  increasing, so the order is the same, and ranking U avoids ties that rounding in the
-  division would create. ``reference.py`` ranks the same values.
-- The upsampling (with min, max, argmax) and the exact top-k counting run in compiled
-  loops (``compiled.py``, numba, GIL released): the upsampled values are bit-identical
-  to ``heatmap.resize``. Exact top-k counts come from a radix histogram: the float64
-  bits of U - min + c (c > 0, all values positive, so the bits are ordered like the
-  values) are bucketed by exponent and 8 mantissa bits. The bucket holding the k-th
-  value is found from cumulative counts, G's pixels above it from a histogram of G
-  alone; when G pixels and other pixels share the boundary bucket, that bucket's
-  members are sorted by (value desc, index asc) and counted exactly.
-- Sums over pixels (coverage, MSE) are evaluated on the patch grid through the
-  interpolation matrices (``targets.GridOps``), per pixel for maps already at the
-  evaluation size; KL needs one log per pixel; EMD reads only the 16 x 16 pixels its
-  8x8 resize samples, and the reduced transport problems (positive vs negative part
-  of p - q) of a whole chunk are built in one compiled pass before POT solves each.
-  Everything a target needs is prepared once per target (``targets.py``); maps are
-  processed grouped by target, in chunks.
+- Per map, once for all its targets (``compiled.py``, numba, GIL released): the
+  upsampling (bit-identical to ``heatmap.resize``), min, max, argmax, and the exact
+  order of all pixels by (U desc, index asc), U the upsampled values before min-max
+  normalisation (the normalisation is increasing, so the order is the same, and ranking
+  U avoids ties that rounding in the division would create; ``reference.py`` ranks the
+  same values). The order is a bucket sort on the float64 bits. From it: each pixel's
+  position (top-k membership), its mid-rank (ROC-AUC) and the Gini sum.
+- Per target, in one compiled pass over G's pixels: the top-k counts for all eight
+  percentiles, top-k pointing and |G|, and the rank sum.
+- Sums over pixels that are linear in A (coverage, MSE, the area-averaged EMD cells)
+  are evaluated on the patch grid through the interpolation matrices
+  (``targets.GridOps``); KL is one matrix product of the chunk's log(A + eps) with the
+  targets' soft targets; the entropy needs one more logarithm per pixel.
+- EMD: the reduced transport problems of all (map, target) pairs of a chunk are built in
+  one compiled pass; those with one source or sink cell are solved in closed form, the
+  rest by POT's network simplex.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ssl_wc.metrics.emd import grid_cost, resample_sampled, solve_transport, to_distribution
+from ssl_wc.metrics.emd import grid_cost, resample_sampled, solve_transport
 from ssl_wc.metrics.heatmap import axis_weights
 from ssl_wc.metrics.masks import as_boxes
 from ssl_wc.metrics.protocol import (
@@ -63,18 +73,24 @@ from ssl_wc.metrics.protocol import (
     PERCENTILES,
     MetricProtocol,
 )
-from ssl_wc.metrics.targets import GridOps, Target, TargetCache, grid_ops, target_key
+from ssl_wc.metrics.targets import GridOps, TargetCache, TargetSet, grid_ops, target_key
 
 __all__ = [
     "FAMILIES",
+    "MAP_COLUMNS",
     "PERCENTILES",
     "PER_PERCENTILE_COLUMNS",
     "MetricProtocol",
+    "TargetSets",
+    "score_map_targets",
     "score_maps",
     "threshold_free_columns",
+    "warm_up",
 ]
 
-FAMILIES: tuple[str, ...] = ("topk", "pointing", "coverage", "mse", "kl", "emd")
+FAMILIES: tuple[str, ...] = (
+    "topk", "pointing", "coverage", "roc_auc", "mse", "kl", "emd", "sparsity",
+)
 """Metric families ``score_maps(families=...)`` can restrict to."""
 
 PER_PERCENTILE_COLUMNS: tuple[str, ...] = (
@@ -86,8 +102,13 @@ PER_PERCENTILE_COLUMNS: tuple[str, ...] = (
     "corloc",
 )
 
+MAP_COLUMNS: tuple[str, ...] = ("gini", "entropy")
+"""Columns that describe the map alone (the same for every target, defined for an
+empty target too)."""
+
 _TOPK_TF = ("topk_pointing", "relevance_rank_acc", "annotation_area")
 _MAX_ABS = 1e150
+_GRID_ALGEBRA_MAX_CELLS = 1024
 
 
 def threshold_free_columns(
@@ -101,7 +122,13 @@ def threshold_free_columns(
         cols.extend(protocol.pointing_columns())
     if "topk" in families:
         cols.extend(_TOPK_TF)
-    cols.extend(f for f in ("mse", "kl", "emd") if f in families)
+    if "roc_auc" in families:
+        cols.append("roc_auc")
+    cols.extend(f for f in ("mse", "kl") if f in families)
+    if "emd" in families:
+        cols.extend(("emd", "emd_point"))
+    if "sparsity" in families:
+        cols.extend(MAP_COLUMNS)
     return tuple(cols)
 
 
@@ -111,174 +138,222 @@ class _Workspace:
 
     u: np.ndarray
     d: np.ndarray
-    keys: np.ndarray
+    xl: np.ndarray
 
     @classmethod
     def make(cls, chunk: int, n: int) -> _Workspace:
-        return cls(np.empty((chunk, n)), np.empty((chunk, n)), np.empty((chunk, n), np.int16))
+        return cls(np.empty((chunk, n)), np.empty((chunk, n)), np.empty((chunk, n)))
 
 
 @dataclass
-class _Sums:
-    """Per-row sums over the heatmap A: sum(A), sum(A*G), sum(A*S), sum(A^2)."""
+class _Chunk:
+    """A chunk's per-map quantities (c maps)."""
 
-    a: np.ndarray
-    ag: np.ndarray
-    as_: np.ndarray
-    aa: np.ndarray
+    maps: np.ndarray  # (c, gh, gw) float64
+    lo: np.ndarray
+    den: np.ndarray  # max - min + NORM_EPS
+    arg: np.ndarray  # first flat index of the maximum
+    sum_x: np.ndarray  # sum(U - min) = den * sum(A)
+    weighted: np.ndarray  # sum(asc_rank * (U - min))
 
 
-_GRID_ALGEBRA_MAX_CELLS = 1024
+def _linear_sums(
+    ck: _Chunk, u: np.ndarray, ts: TargetSet, ops: GridOps, need_g: bool, need_s: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(c,) sum(A), (c, t) sum(A*G), (c, t) sum(A*S), (c,) sum(A^2).
 
-
-def _heatmap_sums(
-    maps: np.ndarray,
-    u: np.ndarray,
-    lo: np.ndarray,
-    den: np.ndarray,
-    targets: Sequence[Target],
-    live: list[int],
-    ops: GridOps,
-    families: Collection[str],
-) -> _Sums:
-    """Sums over A = (U - min) / den, on the patch grid when it is small.
-
-    On a small grid (patch maps) the sums go through the interpolation matrices
-    (``GridOps``): O(cells) per map instead of O(pixels). A map already at the
-    evaluation size (baselines) is summed over its pixels.
+    On a small grid (patch maps) through the interpolation matrices (O(cells) per map
+    and target); a map already at the evaluation size (baselines) over its pixels, with
+    sum(A*G) summed like sum(A) (so a map inside G has coverage exactly 1).
     """
-    c = maps.shape[0]
-    need_g, need_s = "coverage" in families, "mse" in families
-    if maps.shape[1] * maps.shape[2] <= _GRID_ALGEBRA_MAX_CELLS:
-        grid_a = (maps - lo[:, None, None]) / den[:, None, None]  # A = wy @ grid_a @ wx.T
-        sums = _Sums(
-            np.einsum("cab,ab->c", grid_a, ops.ones), np.zeros(c), np.zeros(c), np.zeros(c)
-        )
-        if need_s:
-            sums.aa = np.einsum("cab,cab->c", ops.py @ grid_a @ ops.px, grid_a)
-        for r in live:
-            g_proj, s_proj = targets[r].projections(ops)
-            if need_g:
-                sums.ag[r] = np.sum(grid_a[r] * g_proj)
-            if need_s:
-                sums.as_[r] = np.sum(grid_a[r] * s_proj)
-        return sums
-    a = (u - lo[:, None]) / den[:, None]
-    sums = _Sums(a.sum(axis=1), np.zeros(c), np.zeros(c), np.zeros(c))
-    if need_s:
-        sums.aa = np.einsum("ij,ij->i", a, a)
-    for r in live:
+    from ssl_wc.metrics import compiled
+
+    c, t = ck.maps.shape[0], len(ts)
+    ag, as_, aa = np.zeros((c, t)), np.zeros((c, t)), np.zeros(c)
+    cells = ck.maps.shape[1] * ck.maps.shape[2]
+    if cells <= _GRID_ALGEBRA_MAX_CELLS:
+        grid_a = (ck.maps - ck.lo[:, None, None]) / ck.den[:, None, None]  # A = wy @ . @ wx.T
+        flat = np.ascontiguousarray(grid_a.reshape(c, cells))
+        sum_a = np.empty((c, 1))
+        compiled.row_dots(flat, ops.ones.reshape(1, cells), sum_a)
+        g_proj, s_proj = ts.grid_projections(ops)
         if need_g:
-            sums.ag[r] = np.sum(a[r], where=targets[r].mask)
+            compiled.row_dots(flat, g_proj, ag)
         if need_s:
-            sums.as_[r] = np.dot(a[r], targets[r].soft.ravel())
-    return sums
+            compiled.row_dots(flat, s_proj, as_)
+            compiled.paired_dots(np.ascontiguousarray((ops.py @ grid_a @ ops.px).reshape(c, cells)),
+                                 flat, aa)
+        return sum_a[:, 0], ag, as_, aa
+    a = (u - ck.lo[:, None]) / ck.den[:, None]
+    sum_a = a.sum(axis=1)
+    if need_g:
+        for j in range(t):
+            ag[:, j] = (a * ts.pixel_mask[j]).sum(axis=1)
+    if need_s:
+        compiled.row_dots(a, ts.pixel_soft, as_)
+        compiled.paired_dots(a, a, aa)
+    return sum_a, ag, as_, aa
+
+
+def _emd_columns(
+    ck: _Chunk, u: np.ndarray, ts: TargetSet, protocol: MetricProtocol, ops: GridOps
+) -> tuple[np.ndarray, np.ndarray]:
+    """(c, t) area-averaged and point-sampled EMD of every map against every target."""
+    c = ck.maps.shape[0]
+    H, W = ops.size
+    grid = int(protocol.emd_grid)
+    # area-averaged cells of U - min (linear in the grid; den cancels in the normalising)
+    area = ops.cy @ (ck.maps - ck.lo[:, None, None]) @ ops.cx.T
+    p_area = np.maximum(area, 0.0).reshape(c, grid * grid)
+    ay, ax = axis_weights(H, grid), axis_weights(W, grid)
+    rows = np.unique(np.concatenate([ay.i0, ay.i1]))
+    cols = np.unique(np.concatenate([ax.i0, ax.i1]))
+    sampled = u.reshape(c, H, W)[:, rows][:, :, cols]
+    sampled = np.maximum((sampled - ck.lo[:, None, None]) / ck.den[:, None, None], 0.0)
+    p_point = resample_sampled(sampled, rows, cols, grid, (H, W)).reshape(c, grid * grid)
+    cost = grid_cost(grid)
+    return _transport(p_area, ts.hist_area, cost), _transport(p_point, ts.hist_point, cost)
+
+
+def _transport(p: np.ndarray, q: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """(c, t) exact W1 between every row of p (c, cells; normalised inside) and every row
+    of q (t, cells; distributions)."""
+    from ssl_wc.metrics import compiled
+
+    p, q = np.ascontiguousarray(p), np.ascontiguousarray(q)
+    c, t, cells = p.shape[0], q.shape[0], p.shape[1]
+    pos, neg = np.empty((c, t, cells)), np.empty((c, t, cells))
+    sub = np.empty((c, t, cells * cells))
+    sizes = np.empty((c, t, 2), np.int64)
+    closed = np.empty((c, t))
+    compiled.transport_pairs(p, q, cost, pos, neg, sub, sizes, closed)
+    for r, j in zip(*np.nonzero(np.isnan(closed)), strict=True):
+        a, b = sizes[r, j]
+        closed[r, j] = solve_transport(pos[r, j, :a], neg[r, j, :b],
+                                       sub[r, j, : a * b].reshape(a, b))
+    return closed
 
 
 def _score_chunk(
     maps: np.ndarray,
-    targets: Sequence[Target],
+    ts: TargetSet,
     protocol: MetricProtocol,
     families: Collection[str],
     ops: GridOps,
     ws: _Workspace,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Score c maps (c, gh, gw) against their prepared targets."""
+    """Score c maps (c, gh, gw) against every target of ``ts``: (c, t) and (c, t, P)."""
     from ssl_wc.metrics import compiled  # numba: imported on first scoring, not at import
 
     c = maps.shape[0]
+    t = len(ts)
     H, W = ops.size
     n = H * W
-    u, d = ws.u[:c], ws.d[:c]
+    u, d, xl = ws.u[:c], ws.d[:c], ws.xl[:c]
     lo, hi, arg = np.empty(c), np.empty(c), np.empty(c, np.int64)
     ay, ax = axis_weights(maps.shape[1], H), axis_weights(maps.shape[2], W)
     compiled.upsample_extrema(
         maps, ay.i0, ay.i1, ay.w0, ay.w1, ax.i0, ax.i1, ax.w0, ax.w1, u, lo, hi, arg
     )
-    span = hi - lo
-    den = span + NORM_EPS
-    empty = np.array([tg.empty for tg in targets])
-    live = [r for r in range(c) if not empty[r]]
-    sums = _heatmap_sums(maps, u, lo, den, targets, live, ops, families)
+    den = (hi - lo) + NORM_EPS
+    cmin = KL_EPS * den
+    sums = np.zeros((c, 2))
+    need_order = bool({"topk", "roc_auc", "sparsity"} & set(families))
+    hits = np.zeros((c, t, ts.ks.shape[1]), np.int64)
+    rank_sum = np.zeros((c, t))
+    if need_order:
+        compiled.rank_maps(u, lo, cmin, d, xl, sums, ts.any_idx, ts.tbits, ts.ks, hits,
+                           rank_sum, True)
+    else:
+        compiled.rank_maps(u, lo, cmin, d, xl, sums, np.zeros(0, np.int64),
+                           np.zeros(n, np.uint64), ts.ks, hits, rank_sum, False)
+    ck = _Chunk(maps, lo, den, arg, sums[:, 0], sums[:, 1])
+    empty = np.broadcast_to(ts.empty[None, :], (c, t))
     tf: dict[str, np.ndarray] = {}
     pp: dict[str, np.ndarray] = {}
-    nan = np.full(c, np.nan)
 
-    if "coverage" in families:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            cov = np.where(sums.a < COVERAGE_MIN_MASS, 0.0, np.clip(sums.ag / sums.a, 0.0, 1.0))
-        tf["coverage"] = np.where(empty, np.nan, cov)
+    def target_col(values: np.ndarray) -> np.ndarray:
+        return np.where(empty, np.nan, values)
+
+    need_g, need_s = "coverage" in families, "mse" in families
+    sum_a, ag, as_, aa = _linear_sums(ck, u, ts, ops, need_g, need_s)
+    if need_g or need_s:
+        if need_g:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                cov = np.clip(ag / sum_a[:, None], 0.0, 1.0)
+            tf["coverage"] = target_col(np.where(sum_a[:, None] < COVERAGE_MIN_MASS, 0.0, cov))
+        if need_s:
+            mse = np.maximum(aa[:, None] - 2.0 * as_ + ts.s_sq[None, :], 0.0) / n
+            tf["mse"] = target_col(mse)
 
     if "pointing" in families:
+        near = ts.near[:, :, arg].astype(np.float64)  # (t, tolerances, c)
         for j, col in enumerate(protocol.pointing_columns()):
-            hits = nan.copy()
-            for r in live:
-                hits[r] = float(targets[r].near[j][arg[r]])
-            tf[col] = hits
+            tf[col] = target_col(near[:, j, :].T)
 
-    if "mse" in families:
-        s_sq = np.array([tg.s_sq for tg in targets])
-        mse = np.maximum(sums.aa - 2.0 * sums.as_ + s_sq, 0.0) / n
-        tf["mse"] = np.where(empty, np.nan, mse)
-
-    cmin = KL_EPS * den
-    if "topk" in families:  # also fills d = (U - min) + cmin = (A + 1e-8) * den
-        _topk_metrics(u, d, lo, hi, cmin, targets, protocol, ws, tf, pp)
-    elif "kl" in families:
-        np.subtract(u, lo[:, None], out=d)
-        np.add(d, cmin[:, None], out=d)
+    if "topk" in families or "roc_auc" in families:
+        _rank_metrics(hits, rank_sum, ts, protocol, n, families, target_col, tf, pp)
 
     if "kl" in families:
         np.log(d, out=d)
-        dot = nan.copy()
-        for r in live:  # one dot per row: the result must not depend on the chunking
-            dot[r] = np.dot(d[r], targets[r].s_kl)
-        ent = np.array([tg.s_kl_entropy for tg in targets])
+        dot = np.empty((c, t))  # sum S' log(d), d = (A + 1e-8) * den
+        compiled.row_dots(d, ts.s_kl, dot)
         # sum S' log A' with A' = (A + eps) / Z and A + eps = d / den, Z = sum(A) + n*eps
-        tf["kl"] = ent - (dot - np.log(den) - np.log(sums.a + n * KL_EPS))
+        norm = np.log(den) + np.log(sum_a + n * KL_EPS)
+        tf["kl"] = target_col(ts.s_kl_entropy[None, :] - (dot - norm[:, None]))
 
     if "emd" in families:
-        tf["emd"] = _emd_column(u, lo, den, targets, live, protocol, ops)
+        emd, emd_point = _emd_columns(ck, u, ts, protocol, ops)
+        tf["emd"] = target_col(emd)
+        tf["emd_point"] = target_col(emd_point)
+
+    if "sparsity" in families:
+        flat = ck.sum_x <= 0.0
+        safe = np.where(flat, 1.0, ck.sum_x)
+        gini = np.where(flat, 0.0, 2.0 * ck.weighted / (n * safe) - (n + 1.0) / n)
+        np.log(xl, out=d)  # d is free again (KL is done)
+        xlogx = np.empty(c)
+        compiled.paired_dots(xl, d, xlogx)
+        entropy = np.where(flat, np.log(n), np.log(safe) - xlogx / safe)
+        tf["gini"] = np.broadcast_to(gini[:, None], (c, t)).copy()
+        tf["entropy"] = np.broadcast_to(entropy[:, None], (c, t)).copy()
     return tf, pp
 
 
-def _topk_metrics(
-    u: np.ndarray,
-    d: np.ndarray,
-    lo: np.ndarray,
-    hi: np.ndarray,
-    cmin: np.ndarray,
-    targets: Sequence[Target],
+def _rank_metrics(
+    hits: np.ndarray,
+    rank_sum: np.ndarray,
+    ts: TargetSet,
     protocol: MetricProtocol,
-    ws: _Workspace,
+    n: int,
+    families: Collection[str],
+    target_col: Callable[[np.ndarray], np.ndarray],
     tf: dict[str, np.ndarray],
     pp: dict[str, np.ndarray],
 ) -> None:
-    c, n = u.shape
-    k_p = np.array(protocol.topk_counts(), dtype=np.int64)
-    k_top = min(int(protocol.topk_pointing_k), n)
-    areas = np.array([tg.area for tg in targets], dtype=np.int64)
-    ks = np.empty((c, k_p.size + 2), dtype=np.int64)
-    ks[:, : k_p.size] = k_p
-    ks[:, -2] = k_top
-    ks[:, -1] = np.maximum(areas, 1)
-    from ssl_wc.metrics import compiled
-
-    g_off = np.zeros(c + 1, dtype=np.int64)
-    np.cumsum(areas, out=g_off[1:])
-    g_idx = np.concatenate([tg.idx for tg in targets]).astype(np.int64, copy=False)
-    inter_n = np.empty(ks.shape, dtype=np.int64)
-    compiled.topk_intersections(u, d, ws.keys[:c], lo, hi, cmin, ks, g_idx, g_off, inter_n)
+    """Top-k families and ROC-AUC from the counts (c, t, len(ks)) of G_j's pixels among
+    the top ks[j, m] and the mid-rank sums (c, t)."""
+    c, t = rank_sum.shape
+    ks = ts.ks
+    inter_n = hits
+    g_area = np.where(ts.empty, np.nan, ts.area.astype(np.float64))[None, :]  # (1, t)
+    if "roc_auc" in families:
+        g = ts.area.astype(np.float64)[None, :]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            auc = (rank_sum - g * (g + 1.0) / 2.0) / (g * (n - g))
+        tf["roc_auc"] = np.where((ts.area == 0) | (ts.area == n), np.nan, auc)
+    if "topk" not in families:
+        return
     inter = inter_n.astype(np.float64)
-    empty = areas == 0
-    g_area = np.where(empty, np.nan, areas.astype(np.float64))
-    tf["topk_pointing"] = np.where(empty, np.nan, inter[:, -2] / k_top)
-    tf["relevance_rank_acc"] = inter[:, -1] / g_area
-    tf["annotation_area"] = g_area / n
-    inter_p = inter[:, : k_p.size]
-    g = g_area[:, None] / n
+    k_top = float(ks[0, -2])
+    tf["topk_pointing"] = target_col(inter[:, :, -2] / k_top)
+    tf["relevance_rank_acc"] = inter[:, :, -1] / g_area
+    tf["annotation_area"] = np.broadcast_to(g_area / n, (c, t)).copy()
+    k_p = np.array(protocol.topk_counts(), dtype=np.float64)
+    inter_p = inter[:, :, : k_p.size]
+    g = g_area[:, :, None] / n  # (1, t, 1)
     a = np.broadcast_to(k_p / n, inter_p.shape)
-    iou = inter_p / (k_p + g_area[:, None] - inter_p + IOU_EPS)
+    iou = inter_p / (k_p + g_area[:, :, None] - inter_p + IOU_EPS)
     max_iou = np.minimum(a, g) / np.maximum(a, g)
     pp["iou"] = iou
     pp["attention_area"] = a.copy()
@@ -286,45 +361,6 @@ def _topk_metrics(
     pp["max_iou"] = max_iou
     pp["iou_over_max"] = iou / max_iou
     pp["corloc"] = np.where(np.isnan(iou), np.nan, (iou >= 0.5).astype(np.float64))
-
-
-def _emd_column(
-    u: np.ndarray,
-    lo: np.ndarray,
-    den: np.ndarray,
-    targets: Sequence[Target],
-    live: list[int],
-    protocol: MetricProtocol,
-    ops: GridOps,
-) -> np.ndarray:
-    c = u.shape[0]
-    H, W = ops.size
-    grid = int(protocol.emd_grid)
-    ay, ax = axis_weights(H, grid), axis_weights(W, grid)
-    rows = np.unique(np.concatenate([ay.i0, ay.i1]))
-    cols = np.unique(np.concatenate([ax.i0, ax.i1]))
-    sampled = u.reshape(c, H, W)[:, rows][:, :, cols]
-    sampled = np.maximum((sampled - lo[:, None, None]) / den[:, None, None], 0.0)
-    hists = to_distribution(resample_sampled(sampled, rows, cols, grid, (H, W)))
-    from ssl_wc.metrics import compiled
-
-    cost = grid_cost(grid)
-    cells = grid * grid
-    q = np.zeros((c, cells))
-    for r in live:
-        q[r] = targets[r].s_hist
-    pos, neg = np.empty((c, cells)), np.empty((c, cells))
-    sub = np.empty((c, cells * cells))
-    sizes = np.empty((c, 2), np.int64)
-    compiled.transport_problems(np.ascontiguousarray(hists), q, cost, pos, neg, sub, sizes)
-    out = np.full(c, np.nan)
-    for r in live:
-        a, b = sizes[r]
-        if a == 0 or b == 0:
-            out[r] = 0.0
-        else:
-            out[r] = solve_transport(pos[r, :a], neg[r, :b], sub[r, : a * b].reshape(a, b))
-    return out
 
 
 def _as_maps(maps: np.ndarray) -> np.ndarray:
@@ -336,6 +372,154 @@ def _as_maps(maps: np.ndarray) -> np.ndarray:
     return arr
 
 
+def _check_families(families: Collection[str] | None) -> frozenset[str]:
+    fams = frozenset(FAMILIES if families is None else families)
+    unknown = fams - set(FAMILIES)
+    if unknown:
+        raise ValueError(f"unknown metric families {sorted(unknown)}; known: {FAMILIES}")
+    return fams
+
+
+class TargetSets:
+    """Prepared target sets by their targets' keys (one per image in the job), with the
+    targets from a shared cache so that a box used in several sets is prepared once.
+
+    Pass one to several :func:`score_map_targets` calls (the job: every map source of a
+    chunk of images) to prepare each image's targets once for all of them; it holds
+    what it prepared until it is dropped.
+    """
+
+    def __init__(self, protocol: MetricProtocol, capacity: int = 64) -> None:
+        self.targets = TargetCache(protocol, capacity=capacity)
+        self.protocol = protocol
+        self._sets: dict[tuple[bytes, ...], TargetSet] = {}
+        self._lock = threading.Lock()
+
+    def get(self, keys: tuple[bytes, ...], boxes: Sequence[np.ndarray]) -> TargetSet:
+        with self._lock:
+            got = self._sets.get(keys)
+            if got is None:
+                got = TargetSet([self.targets.get(k, b)
+                                 for k, b in zip(keys, boxes, strict=True)], self.protocol)
+                self._sets[keys] = got
+            return got
+
+
+def score_map_targets(
+    maps: np.ndarray,
+    targets: Sequence[Sequence[np.ndarray]],
+    protocol: MetricProtocol = MetricProtocol(),
+    *,
+    families: Collection[str] | None = None,
+    chunk_size: int = 8,
+    workers: int = 1,
+    target_sets: TargetSets | None = None,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Score each patch-grid map against each of its targets.
+
+    Args:
+        maps: (N, gh, gw) patch grids (row = y); a grid equal to ``eval_size`` is used
+            as is (the half-pixel resize with scale 1 is the identity).
+        targets: per map, a list of targets, each a (k, 4) array of (left, top, width,
+            height) fractions; k = 0 is an empty target. Maps with the same list (the
+            maps of one image) share all per-target work.
+        protocol: the :class:`MetricProtocol`.
+        families: subset of :data:`FAMILIES` to compute (default: all).
+        chunk_size: maps per chunk; memory is O(chunk_size * H * W) per worker.
+        workers: threads (results do not depend on it).
+        target_sets: prepared targets to reuse (and extend) across calls with the same
+            protocol; by default a fresh :class:`TargetSets` for this call.
+
+    Returns:
+        ``(threshold_free, per_percentile)``: column -> (R,) float64 array and column
+        -> (R, P) float64 array, one row per (map, target) pair, map-major (map 0's
+        targets in order, then map 1's, ...), P = len(protocol.percentiles). Hits are
+        1.0/0.0; NaN for an empty target (every target-dependent column) or an
+        invalid map (every column).
+    """
+    fams = _check_families(families)
+    arr = _as_maps(maps)
+    N = arr.shape[0]
+    if len(targets) != N:
+        raise ValueError(f"got {N} maps but {len(targets)} targets")
+    if chunk_size < 1 or workers < 1:
+        raise ValueError("chunk_size and workers must be >= 1")
+    H, W = (int(v) for v in protocol.eval_size)
+    n_p = len(protocol.percentiles)
+    counts = np.fromiter((len(t) for t in targets), dtype=np.int64, count=N)
+    offsets = np.zeros(N + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    R = int(offsets[-1])
+    tf_out = {col: np.full(R, np.nan) for col in threshold_free_columns(protocol, fams)}
+    pp_out = (
+        {col: np.full((R, n_p), np.nan) for col in PER_PERCENTILE_COLUMNS} if "topk" in fams else {}
+    )
+    if R == 0:
+        return tf_out, pp_out
+
+    # group maps by their target list (identical lists are usually the same object)
+    groups: dict[tuple[bytes, ...], list[int]] = {}
+    by_id: dict[int, tuple[bytes, ...]] = {}
+    boxes_of: dict[tuple[bytes, ...], list[np.ndarray]] = {}
+    for i, tl in enumerate(targets):
+        key = by_id.get(id(tl))
+        if key is None:
+            boxes = [as_boxes(b) for b in tl]
+            key = tuple(target_key(b) for b in boxes)
+            by_id[id(tl)] = key
+            boxes_of.setdefault(key, boxes)
+        if counts[i]:
+            groups.setdefault(key, []).append(i)
+    chunk_size = min(chunk_size, N)
+    n_targets = sum(len(k) for k in groups)
+    if target_sets is not None and target_sets.protocol != protocol:
+        raise ValueError("target_sets were prepared for another protocol")
+    cache = target_sets or TargetSets(protocol, capacity=max(64, n_targets))
+    ops = grid_ops((int(arr.shape[1]), int(arr.shape[2])), (H, W), int(protocol.emd_grid))
+    local = threading.local()
+    work = [(key, np.asarray(idx[s : s + chunk_size], dtype=np.intp))
+            for key, idx in groups.items() for s in range(0, len(idx), chunk_size)]
+
+    def run(item: tuple[tuple[bytes, ...], np.ndarray]) -> None:
+        key, idx = item
+        ws = getattr(local, "ws", None)
+        if ws is None:
+            ws = local.ws = _Workspace.make(chunk_size, H * W)
+        m = np.array(arr[idx], dtype=np.float64)
+        valid = np.isfinite(m).all(axis=(1, 2)) & (np.abs(m).max(axis=(1, 2)) <= _MAX_ABS)
+        m[~valid] = 0.0
+        ts = cache.get(key, boxes_of[key])
+        tf, pp = _score_chunk(m, ts, protocol, fams, ops, ws)
+        rows = offsets[idx][:, None] + np.arange(len(ts))[None, :]  # (c, t)
+        ok = valid[:, None]
+        for col, vals in tf.items():
+            tf_out[col][rows] = np.where(ok, vals, np.nan)
+        for col, vals in pp.items():
+            pp_out[col][rows] = np.where(ok[:, :, None], vals, np.nan)
+
+    # The BLAS calls here are small; BLAS worker threads would only spin beside ours.
+    with threadpool_limits(limits=1, user_api="blas"):
+        if workers == 1:
+            for item in work:
+                run(item)
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for _ in pool.map(run, work):
+                    pass
+    return tf_out, pp_out
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every compiled loop of the kernels, on a few
+    tiny maps that take every branch; jobs may run this in a background thread while
+    they do other work, so that the first real chunk does not wait for the compiler."""
+    protocol = MetricProtocol(eval_size=(64, 48))
+    maps = np.stack([np.full((4, 4), 2.0), np.random.default_rng(0).random((4, 4))])
+    targets = [np.array([[0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.3, 0.3]]),
+               np.array([[0.5, 0.5, 0.3, 0.3]]), np.zeros((0, 4))]
+    score_map_targets(maps, [targets, targets], protocol)
+
+
 def score_maps(
     maps: np.ndarray,
     targets: Sequence[np.ndarray],
@@ -345,76 +529,16 @@ def score_maps(
     chunk_size: int = 8,
     workers: int = 1,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Score patch-grid maps against box targets.
-
-    Args:
-        maps: (N, gh, gw) patch grids (row = y); a grid equal to ``eval_size`` is used
-            as is (the half-pixel resize with scale 1 is the identity).
-        targets: N box arrays, each (k_i, 4) as (left, top, width, height) fractions;
-            k_i = 0 is an empty target.
-        protocol: the :class:`MetricProtocol`.
-        families: subset of :data:`FAMILIES` to compute (default: all).
-        chunk_size: maps per chunk; memory is O(chunk_size * H * W) per worker.
-        workers: threads (results do not depend on it).
-
-    Returns:
-        ``(threshold_free, per_percentile)``: column -> (N,) float64 array and column
-        -> (N, P) float64 array, P = len(protocol.percentiles). Hits are 1.0/0.0; NaN
-        for an empty target (every target-dependent column) or an invalid map.
-    """
-    fams = frozenset(FAMILIES if families is None else families)
-    unknown = fams - set(FAMILIES)
-    if unknown:
-        raise ValueError(f"unknown metric families {sorted(unknown)}; known: {FAMILIES}")
+    """Score each patch-grid map against one target (``targets[i]``, a (k, 4) box
+    array); the layout of :func:`score_map_targets` with one row per map."""
     arr = _as_maps(maps)
-    N = arr.shape[0]
-    if len(targets) != N:
-        raise ValueError(f"got {N} maps but {len(targets)} targets")
-    if chunk_size < 1 or workers < 1:
-        raise ValueError("chunk_size and workers must be >= 1")
-    H, W = (int(v) for v in protocol.eval_size)
-    n_p = len(protocol.percentiles)
-    tf_out = {col: np.full(N, np.nan) for col in threshold_free_columns(protocol, fams)}
-    pp_out = (
-        {col: np.full((N, n_p), np.nan) for col in PER_PERCENTILE_COLUMNS} if "topk" in fams else {}
-    )
-    if N == 0:
-        return tf_out, pp_out
-
-    boxes = [as_boxes(t) for t in targets]
-    keys = [target_key(b) for b in boxes]
-    groups: dict[bytes, list[int]] = {}
-    for i, key in enumerate(keys):
-        groups.setdefault(key, []).append(i)
-    order = np.fromiter((i for g in groups.values() for i in g), dtype=np.intp, count=N)
-    chunk_size = min(chunk_size, N)
-    cache = TargetCache(protocol, capacity=4 * chunk_size * workers + 16)
-    ops = grid_ops((int(arr.shape[1]), int(arr.shape[2])), (H, W))
-    local = threading.local()
-
-    def run(start: int) -> None:
-        idx = order[start : start + chunk_size]
-        ws = getattr(local, "ws", None)
-        if ws is None:
-            ws = local.ws = _Workspace.make(chunk_size, H * W)
-        m = np.array(arr[idx], dtype=np.float64)
-        valid = np.isfinite(m).all(axis=(1, 2)) & (np.abs(m).max(axis=(1, 2)) <= _MAX_ABS)
-        m[~valid] = 0.0
-        tgs = [cache.get(keys[i], boxes[i]) for i in idx]
-        tf, pp = _score_chunk(m, tgs, protocol, fams, ops, ws)
-        for col, vals in tf.items():
-            tf_out[col][idx] = np.where(valid, vals, np.nan)
-        for col, vals in pp.items():
-            pp_out[col][idx] = np.where(valid[:, None], vals, np.nan)
-
-    starts = range(0, N, chunk_size)
-    # The BLAS calls here are tiny; BLAS worker threads would only spin beside ours.
-    with threadpool_limits(limits=1, user_api="blas"):
-        if workers == 1:
-            for s in starts:
-                run(s)
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                for _ in pool.map(run, starts):
-                    pass
-    return tf_out, pp_out
+    if len(targets) != arr.shape[0]:
+        raise ValueError(f"got {arr.shape[0]} maps but {len(targets)} targets")
+    # maps with the same boxes share one list object, hence one group
+    lists: dict[bytes, list[np.ndarray]] = {}
+    per_map = []
+    for t in targets:
+        b = as_boxes(t)
+        per_map.append(lists.setdefault(target_key(b), [b]))
+    return score_map_targets(arr, per_map, protocol, families=families,
+                             chunk_size=chunk_size, workers=workers)

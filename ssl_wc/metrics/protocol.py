@@ -40,8 +40,13 @@ CONVENTIONS: dict[str, str] = {
     "clamped to [0,1], at least one pixel each way",
     "soft_target": "max over boxes of anisotropic Gaussians, sigma = max(size_px/4, 1)",
     "kl": "KL(S||A), NaN->0, clamp>=0, +1e-8 per pixel, normalised to sum 1",
-    "emd": "bilinear half-pixel resize to grid, no antialias, exact W1, euclidean cost "
+    "emd": "area-averaged cells (each the mean of the pixels it covers), exact W1, "
+    "euclidean cost on cell centres in [0,1]^2; a zero-mass map counts as uniform",
+    "emd_point": "bilinear half-pixel resize to grid, no antialias, exact W1, euclidean cost "
     "on cell centres in [0,1]^2; a zero-mass map counts as uniform",
+    "roc_auc": "ranks of the upsampled values, ties count 1/2 (mid-ranks); NaN when G is "
+    "empty or the whole image",
+    "gini_entropy": "of the heatmap A at eval_size; entropy in nats; A = 0 counts as uniform",
     "empty_target": "NaN for every target-dependent metric",
 }
 

@@ -1,11 +1,13 @@
 """Straightforward per-map implementation of every metric, for tests and benchmarks.
 
 Each metric is written as directly from its definition as possible (full sort for
-top-k, brute-force distances for pointing, pixel sums, the full 64 x 64 transport
-problem for EMD), sharing no code with ``kernels.py`` beyond the box validation and
-the EMD cost matrix. The interpolation weights are recomputed here with a Python loop;
-they use the same float64 operations as ``heatmap.py``, so upsampled values (and so
-ties) are bit-identical and the two implementations must agree to rounding.
+top-k, brute-force distances for pointing, pixel sums, SciPy's Mann-Whitney U for the
+ROC-AUC, a sorted map for the Gini index, SciPy's entropy, explicit pixel blocks and the
+full 64 x 64 transport problem for EMD), sharing no code with ``kernels.py`` beyond the
+box validation and the EMD cost matrix. The interpolation weights are recomputed here
+with a Python loop; they use the same float64 operations as ``heatmap.py``, so upsampled
+values (and so ties) are bit-identical and the two implementations must agree to
+rounding.
 """
 
 from __future__ import annotations
@@ -87,15 +89,70 @@ def ref_soft_target(boxes: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def ref_emd(a: np.ndarray, s: np.ndarray, grid: int) -> float:
-    """Full g^2 x g^2 transport problem with ``ot.emd2``."""
+def ref_area_cells(m: np.ndarray, grid: int) -> np.ndarray:
+    """(g, g) cells, each the mean of the pixels it covers (pixels cut by a cell border
+    count with the covered fraction of their area)."""
+    H, W = m.shape
+    out = np.zeros((grid, grid))
+    for i in range(grid):
+        y0, y1 = i * H / grid, (i + 1) * H / grid
+        for j in range(grid):
+            x0, x1 = j * W / grid, (j + 1) * W / grid
+            total = 0.0
+            for y in range(math.floor(y0), min(H, math.ceil(y1))):
+                wy = min(y + 1.0, y1) - max(float(y), y0)
+                for x in range(math.floor(x0), min(W, math.ceil(x1))):
+                    wx = min(x + 1.0, x1) - max(float(x), x0)
+                    total += wy * wx * m[y, x]
+            out[i, j] = total / ((y1 - y0) * (x1 - x0))
+    return out
+
+
+def ref_emd(a: np.ndarray, s: np.ndarray, grid: int, *, area: bool) -> float:
+    """Full g^2 x g^2 transport problem with ``ot.emd2``, area-averaged or
+    point-sampled (half-pixel bilinear, no antialias) cells."""
 
     def dist(m: np.ndarray) -> np.ndarray:
-        cells = ref_resize(np.maximum(m, 0.0), (grid, grid)).ravel()
+        m = np.maximum(m, 0.0)
+        cells = (ref_area_cells(m, grid) if area else ref_resize(m, (grid, grid))).ravel()
         total = cells.sum()
         return cells / total if total > 0 else np.full(cells.size, 1.0 / cells.size)
 
     return float(pot().emd2(dist(a), dist(s), np.array(grid_cost(grid))))
+
+
+def ref_roc_auc(u: np.ndarray, g: np.ndarray) -> float:
+    """P(u_in > u_out) + P(u_in = u_out) / 2 over pixels inside / outside G (SciPy's
+    Mann-Whitney U divided by the number of pairs); NaN when either side is empty."""
+    from scipy.stats import mannwhitneyu
+
+    inside, outside = u[g], u[~g]
+    if inside.size == 0 or outside.size == 0:
+        return math.nan
+    res = mannwhitneyu(inside, outside, alternative="two-sided", method="asymptotic")
+    return float(res.statistic) / (inside.size * outside.size)
+
+
+def ref_gini(a: np.ndarray) -> float:
+    """Hurley & Rickard's Gini index of a non-negative map: sort ascending,
+    1 - 2 sum_k (a_k / |a|_1) (n - k + 1/2) / n; 0 for an all-zero map."""
+    x = np.sort(a.ravel())
+    n = x.size
+    total = x.sum()
+    if total <= 0:
+        return 0.0
+    k = np.arange(1, n + 1)
+    return float(1.0 - 2.0 * np.sum((x / total) * (n - k + 0.5) / n))
+
+
+def ref_entropy(a: np.ndarray) -> float:
+    """Shannon entropy (nats) of a / sum(a); an all-zero map counts as uniform."""
+    from scipy.stats import entropy
+
+    x = a.ravel()
+    if x.sum() <= 0:
+        return math.log(x.size)
+    return float(entropy(x))
 
 
 def reference_scores(
@@ -114,9 +171,13 @@ def reference_scores(
             "topk_pointing",
             "relevance_rank_acc",
             "annotation_area",
+            "roc_auc",
             "mse",
             "kl",
             "emd",
+            "emd_point",
+            "gini",
+            "entropy",
         ],
         math.nan,
     )
@@ -132,13 +193,15 @@ def reference_scores(
     order = np.argsort(-u.ravel(), kind="stable")  # value desc, then index asc
     ks = [topk_count(n, p) for p in protocol.percentiles]
     nan_pp["attention_area"] = np.array([k / n for k in ks])
+    nan_tf["gini"] = ref_gini(a)
+    nan_tf["entropy"] = ref_entropy(a)
     if boxes.shape[0] == 0:
         return nan_tf, nan_pp
 
     g = ref_mask(boxes, (H, W))
     gf = g.ravel()
     area = int(gf.sum())
-    tf: dict[str, float] = {}
+    tf: dict[str, float] = {"gini": nan_tf["gini"], "entropy": nan_tf["entropy"]}
     pp: dict[str, np.ndarray] = {"attention_area": nan_pp["attention_area"]}
 
     total = a.sum()
@@ -158,6 +221,7 @@ def reference_scores(
     tf["topk_pointing"] = hits(k_top) / k_top
     tf["relevance_rank_acc"] = hits(area) / area
     tf["annotation_area"] = area / n
+    tf["roc_auc"] = ref_roc_auc(u.ravel(), gf)
 
     iou, rnd, mx = [], [], []
     for k in ks:
@@ -178,7 +242,8 @@ def reference_scores(
     ap = np.maximum(np.nan_to_num(a), 0.0) + KL_EPS
     sp, ap = sp / sp.sum(), ap / ap.sum()
     tf["kl"] = float(np.sum(sp * np.log(sp / ap)))
-    tf["emd"] = ref_emd(a, s, int(protocol.emd_grid))
+    tf["emd"] = ref_emd(a, s, int(protocol.emd_grid), area=True)
+    tf["emd_point"] = ref_emd(a, s, int(protocol.emd_grid), area=False)
     return tf, pp
 
 

@@ -164,7 +164,12 @@ UDFS: dict[str, tuple[Callable[..., pa.Array], list[Any]]] = {
 
 
 def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
-    """Register the metric UDFs on ``con`` (re-registering replaces them)."""
+    """Register the metric UDFs on ``con`` (re-registering on ``con`` replaces them).
+
+    Python UDFs belong to the database instance, which every connection to the same
+    file in one process shares: when another live connection (a long-lived reader) has
+    registered them already, they are used as they are.
+    """
     for name, (fn, params) in UDFS.items():
         with contextlib.suppress(duckdb.Error):
             con.remove_function(name)

@@ -223,7 +223,7 @@ def _image_rows(wh: WarehousePaths) -> list[tuple[str, Path]]:
 
 def map_layers0(spec: Any, layers: Sequence[int] | None) -> list[int]:
     """0-based map layers: all blocks of a ViT (a CNN: its last stage) unless given;
-    negative values count from the end."""
+    the job refused any index outside 0..num_layers-1 before it started."""
     n = spec.num_layers
     if layers is None:
         return [n - 1] if spec.kind == "cnn" else list(range(n))

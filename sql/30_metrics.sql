@@ -27,7 +27,8 @@ SELECT m.model, m.variant, m.method, m.layer, m.head, head_label(m.head) AS head
        m.image_id, m.protocol_hash, iou.* EXCLUDE (model, variant, method, layer, head,
        image_id, protocol_hash),
        m.coverage, m.pointing_t0, m.pointing_t15, m.topk_pointing, m.relevance_rank_acc,
-       m.annotation_area, m.mse, m.kl, m.emd, m.source_run_id
+       m.annotation_area, m.mse, m.kl, m.emd, m.roc_auc, m.emd_point, m.gini, m.entropy,
+       m.source_run_id
 FROM _raw_metrics_map m
 LEFT JOIN iou USING (model, variant, method, layer, head, image_id, protocol_hash)
 WHERE m.target = 'image';
@@ -59,7 +60,7 @@ SELECT m.model, m.variant, m.method, m.layer, m.head, m.image_id, m.box_index, b
        iou.iou_50, iou.iou_60, iou.iou_70, iou.iou_75, iou.iou_80, iou.iou_85, iou.iou_90,
        iou.iou_95, iou.iou_over_max_90,
        m.coverage, m.pointing_t0, m.pointing_t15, m.topk_pointing, m.relevance_rank_acc,
-       m.mse, m.kl, m.emd
+       m.mse, m.kl, m.emd, m.roc_auc, m.emd_point, m.gini, m.entropy
 FROM _raw_metrics_map m
 LEFT JOIN iou USING (model, variant, method, layer, head, image_id, box_index, protocol_hash)
 LEFT JOIN _raw_ann_boxes b ON b.image_id = m.image_id AND b.box_index = m.box_index
@@ -75,12 +76,13 @@ SELECT model, variant, method, layer, head, image_id, target, box_index, protoco
        metric, CAST(NULL AS SMALLINT) AS percentile, value
 FROM (UNPIVOT (SELECT model, variant, method, layer, head, image_id, target, box_index,
                       protocol_hash, coverage, pointing_t0, pointing_t15, topk_pointing,
-                      relevance_rank_acc, mse, kl, emd
+                      relevance_rank_acc, mse, kl, emd, roc_auc, emd_point, gini, entropy
                FROM _raw_metrics_map
                WHERE (model_key IS NULL OR model = model_key)
                  AND (variant_key IS NULL OR variant = variant_key)
                  AND (method_key IS NULL OR method = method_key))
-      ON coverage, pointing_t0, pointing_t15, topk_pointing, relevance_rank_acc, mse, kl, emd
+      ON coverage, pointing_t0, pointing_t15, topk_pointing, relevance_rank_acc, mse, kl, emd,
+         roc_auc, emd_point, gini, entropy
       INTO NAME metric VALUE value)
 UNION ALL
 SELECT model, variant, method, layer, head, image_id, target, box_index, protocol_hash,

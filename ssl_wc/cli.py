@@ -539,6 +539,7 @@ def runs_cmd(
     from ssl_wc import query
     from ssl_wc.sqlfiles import named_query
 
+    options.positive("limit", limit)
     df = query(named_query("runs_recent"), {"limit": limit}, warehouse=str(STATE.warehouse.root))
     print_frame(df, fmt)
 

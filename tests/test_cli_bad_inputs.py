@@ -381,6 +381,8 @@ OTHER_CASES = [
     Case("probe-folds-zero", ("probe", "--folds", "0"), ("--folds 0",)),
     Case("probe-folds-one", ("probe", "--folds", "1"), ("--folds 1", "at least 2")),
     Case("leaderboard-no-metrics", ("leaderboard",), ("ssl-wc metrics",)),
+    Case("runs-limit-negative", ("runs", "--limit", "-1"), ("--limit -1",)),
+    Case("runs-limit-zero", ("runs", "--limit", "0"), ("--limit 0",)),
     Case("leaderboard-format", ("leaderboard", "-f", "xml"), ("--format xml",), valid="csv"),
     Case("ft-strategy", ("finetune", "--model", "dinov2-random", "--strategy", "bogus"),
          ("--strategy bogus",), valid="lora"),

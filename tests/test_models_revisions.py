@@ -51,7 +51,7 @@ def _cli(wh_root: Path, cache: Path, *args: str) -> subprocess.CompletedProcess[
 
 def _ingest(wh_root: Path, cache: Path, toml: Path) -> subprocess.CompletedProcess[str]:
     return _cli(wh_root, cache, "ingest", "attention", "--models", "tiny", "--methods", "cls",
-                "--layers", "-1", "--heads", "none", "--images", IMAGE, "--device", "cpu",
+                "--layers", "1", "--heads", "none", "--images", IMAGE, "--device", "cpu",
                 "--patch-tokens", "none", "--no-features", "--model-config", str(toml))
 
 

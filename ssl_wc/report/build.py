@@ -483,8 +483,7 @@ def section_heads(ctx: Context) -> Section:
     for model in lb.sort("rank")["model"].to_list():
         hr = ctx.src.q("dash_head_ranking", {
             "model": model, "variant": "frozen", "method": ctx.defaults[model],
-            "protocol": ctx.protocol, "lower": ctx.lower, "metric": ctx.metric,
-            "percentile": ctx.percentile})
+            "protocol": ctx.protocol, "metric": ctx.metric, "percentile": ctx.percentile})
         if hr.height == 0:
             continue
         layers = sorted(set(hr["layer"].to_list()))

@@ -66,7 +66,8 @@ LEFT JOIN _raw_ann_boxes b ON b.image_id = m.image_id AND b.box_index = m.box_in
 LEFT JOIN _raw_ann_feature_types f ON f.label = b.label
 WHERE m.target = 'box';
 
--- Every metric of every map and target in long form (percentile NULL when threshold-free).
+-- Every metric of every map and target in long form (percentile NULL when threshold-free),
+-- faithfulness values included (their own protocol hash).
 CREATE OR REPLACE VIEW metric_long AS
 SELECT model, variant, method, layer, head, image_id, target, box_index, protocol_hash,
        metric, CAST(NULL AS SMALLINT) AS percentile, value
@@ -82,7 +83,11 @@ SELECT model, variant, method, layer, head, image_id, target, box_index, protoco
 FROM (UNPIVOT (SELECT model, variant, method, layer, head, image_id, target, box_index,
                       protocol_hash, percentile, iou, iou_over_max, corloc
                FROM _raw_metrics_iou)
-      ON iou, iou_over_max, corloc INTO NAME metric VALUE value);
+      ON iou, iou_over_max, corloc INTO NAME metric VALUE value)
+UNION ALL  -- faithfulness values per map and image (sql/25_faithfulness.sql)
+SELECT model, variant, method, layer, head, image_id, target, box_index, protocol_hash,
+       metric, percentile, value
+FROM faithfulness_metric_long;
 
 -- Per feature type, boxes as targets. rollup = false: boxes of the label itself;
 -- rollup = true: boxes of the label and of every descendant in the ontology (a DAG, so a

@@ -3,8 +3,14 @@
 Generates the synthetic WikiChurches-format dataset under ``<wh>/demo_data``, builds tiny
 RANDOM-WEIGHT replicas of every backbone under ``<wh>/artifacts/random_models`` (model
 keys ``<key>-random``; never results), and runs annotations, images, attention (every
-method, layer and head), metrics with baselines, statistics and the linear probe.
-Everything is incremental, so running it again is quick.
+method, layer and head), metrics with baselines, the faithfulness checks, statistics and
+the linear probe. Everything is incremental, so running it again is quick.
+
+The faithfulness step is kept small (:data:`DEMO_FAITHFULNESS`): the first 2 annotated
+images, frozen models and the LoRA variant; deletion / insertion with 8 steps for each
+model's default method (``cls``, or ``map`` for SigLIP) at every layer, plus the
+controls; the randomisation cascade for every method. Every model gets all three kinds
+of numbers (plausibility, deletion / insertion, randomisation).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from ssl_wc.paths import WarehousePaths
 
 DEMO_METHODS = ("cls", "rollout", "mean", "map", "gradcam")
 TINY: dict[str, Any] = {"grid": 8, "hidden_size": 64, "num_layers": 4, "num_heads": 4}
+DEMO_FAITHFULNESS: dict[str, Any] = {"images": 2, "steps": 8, "deletion_methods": ("cls", "map"),
+                                     "variants": ("frozen", "lora")}
 
 
 def demo_specs(wh: WarehousePaths) -> dict[str, Any]:
@@ -71,6 +79,23 @@ def build_demo(wh: WarehousePaths, *, echo: Callable[[str], None] = print,
 
         step(demo_finetune(wh, specs, paths, echo=echo))
     step(materialise_metrics(wh, random_trials=random_trials))
+    step(demo_faithfulness(wh, specs))
     step(materialise_stats(wh))
     return results
+
+
+def demo_faithfulness(wh: WarehousePaths, specs: dict[str, Any]) -> list[JobResult]:
+    """Deletion / insertion and the randomisation cascade on a few images (see above)."""
+    from ingest.faithfulness import FaithfulnessJob, run_faithfulness
+    from ssl_wc.faithfulness.protocol import DeletionProtocol
+    from ssl_wc.warehouse import read_named
+
+    ids = sorted(read_named(wh, "job_annotated_images")["image_id"].to_list())
+    images = ids[:DEMO_FAITHFULNESS["images"]]
+    have = set(read_named(wh, "job_faith_sources")["variant"].to_list())
+    return run_faithfulness(wh, FaithfulnessJob(
+        images=images, specs=specs, device="cpu", progress=False, batch_size=64,
+        variants=[v for v in DEMO_FAITHFULNESS["variants"] if v in have],
+        deletion_methods=DEMO_FAITHFULNESS["deletion_methods"],
+        deletion=DeletionProtocol(steps=DEMO_FAITHFULNESS["steps"])))
 

@@ -69,6 +69,8 @@ class FaithfulnessJob:
     deletion: DeletionProtocol = field(default_factory=DeletionProtocol)
     randomisation: RandomisationProtocol = field(default_factory=RandomisationProtocol)
     controls: bool = True
+    # deletion only for these methods (None: the same as the randomisation check)
+    deletion_methods: Sequence[str] | None = None
     batch_size: int = 32
     device: str = "auto"
     dtype: str = "auto"
@@ -189,6 +191,9 @@ def plan(wh: WarehousePaths, job: FaithfulnessJob, targets: dict[str, np.ndarray
             phash = dhash if check == "deletion" else rhash
             todo = []
             for method, images in sorted(src.units.items()):
+                if check == "deletion" and job.deletion_methods is not None \
+                        and method not in job.deletion_methods:
+                    continue
                 for image_id, rid in sorted(images.items()):
                     for layer in src.layers[method]:
                         u = _unit(src.model, src.variant, method, image_id, layer, phash)
@@ -301,16 +306,60 @@ def run_faithfulness(wh: WarehousePaths, job: FaithfulnessJob,
                                      run.run_id, failed=1,
                                      message=f"{type(exc).__name__}: {exc}"))
             continue
-        if src.todo.get("deletion"):
-            results.append(_deletion_run(wh, job, src, loaded, files, echo))
-        if src.todo.get("mprt"):
-            results.append(_mprt_run(wh, job, src, loaded, files, targets, echo))
+        results.append(_source_run(wh, job, src, loaded, files, targets, echo))
         del loaded
     if job.summaries and any(r.status in ("committed", "partial") for r in results):
         from ingest.metrics import materialise_summaries
 
         results.append(materialise_summaries(wh))
     return results
+
+
+def _source_run(wh: WarehousePaths, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
+                files: dict[str, Path], targets: dict[str, np.ndarray],
+                echo: Callable[[str], None] | None) -> JobResult:
+    """Both checks of one (model, variant) in one run: one commit, one model in memory.
+    Deletion first: the randomisation cascade overwrites the weights."""
+    checks = [c for c in CHECKS if c in job.checks and src.todo.get(c)]
+    cfg: dict[str, Any] = {
+        "model": src.model, "variant": src.variant, "checks": checks,
+        "layers": None if job.layers is None else sorted(job.layers),
+        "controls": job.controls, "device": loaded.choice.to_dict(),
+        "batch_size": job.batch_size, "force": job.force}
+    if "deletion" in checks:
+        cfg.update(deletion=job.deletion.as_dict(), deletion_hash=job.deletion.hash())
+    if "mprt" in checks:
+        cfg.update(mprt=job.randomisation.as_dict(), mprt_hash=job.randomisation.hash())
+    t0 = time.monotonic()
+    sources: dict[str, str] = {}
+    parts: dict[str, dict[str, Any]] = {}
+    with Run(wh, "faithfulness", cfg,
+             device=f"{loaded.choice.device}:{loaded.choice.dtype}") as run:
+        if "deletion" in checks:
+            parts["deletion"] = _deletion(run, job, src, loaded, files, sources)
+        if "mprt" in checks:
+            parts["mprt"] = _mprt(run, job, src, loaded, files, targets, sources)
+        seconds = time.monotonic() - t0
+        summary: dict[str, Any] = {"sources": sources, "model": src.model,
+                                   "variant": src.variant, "seconds_total": seconds,
+                                   "code_version": code_version(), **parts}
+        manifest = run.commit(**summary)
+    said = []
+    if "deletion" in parts:
+        d = parts["deletion"]
+        said.append(f"{d['rows']} deletion/insertion curves on {d['images']} images "
+                    f"({d['forwards']} forwards)")
+    if "mprt" in parts:
+        m = parts["mprt"]
+        said.append(f"randomisation cascade of {m['units']} maps ({m['steps']} steps)")
+    message = f"{src.model}/{src.variant}: {'; '.join(said)} in {seconds:.1f}s"
+    if echo is not None:
+        echo(message)
+    rows = {"faithfulness_curves": parts.get("deletion", {}).get("rows", 0),
+            "mprt_similarity": parts.get("mprt", {}).get("rows", 0)}
+    return JobResult(f"faithfulness:{src.model}:{src.variant}", manifest["status"], run.run_id,
+                     new=len(sources), failed=len(run.errors), rows=rows, seconds=seconds,
+                     message=message)
 
 
 def _write_protocol(run: Run, phash: str, kind: str, proto: dict[str, Any]) -> None:
@@ -357,8 +406,9 @@ def _control_maps(image: Any, grid: tuple[int, int], size: tuple[int, int]
             "sobel_edges": cell_means(bl.sobel_edges(gray, size), grid)}
 
 
-def _deletion_run(wh: WarehousePaths, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
-                  files: dict[str, Path], echo: Callable[[str], None] | None) -> JobResult:
+def _deletion(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
+              files: dict[str, Path], sources: dict[str, str]) -> dict[str, Any]:
+    """Deletion / insertion curves of the units to do, written to ``run``; its summary."""
     import torch
 
     from ssl_wc.faithfulness.deletion import CurveScorer, ImageRequest, random_order, rank_cells
@@ -374,110 +424,91 @@ def _deletion_run(wh: WarehousePaths, job: FaithfulnessJob, src: _Source, loaded
         by_image[image_id].add((method, layer))
     embed, prob = _embedder(loaded)
     device = loaded.choice.torch_device
-    name = f"faithfulness:{src.model}:{src.variant}:deletion"
-    cfg = {"check": "deletion", "model": src.model, "variant": src.variant,
-           "protocol": proto.as_dict(), "protocol_hash": phash,
-           "layers": None if job.layers is None else sorted(job.layers),
-           "controls": job.controls, "device": loaded.choice.to_dict(),
-           "batch_size": job.batch_size, "force": job.force}
     t0 = time.monotonic()
     n_maps = 0
     scorer: CurveScorer | None = None
-    sources: dict[str, str] = {}
-    with Run(wh, "faithfulness", cfg, device=f"{loaded.choice.device}:"
-             f"{loaded.choice.dtype}") as run:
-        _write_protocol(run, phash, "deletion", proto.as_dict())
-        ids = sorted(by_image)
-        con = open_reader(wh, udfs=False)
-        try:
-            for start in range(0, len(ids), IMAGE_BATCH):
-                chunk = ids[start:start + IMAGE_BATCH]
-                maps = _fused_maps(con, named_query("job_faith_maps"), src, chunk, by_image)
-                requests, keys = [], []
-                for image_id in chunk:
-                    path = files.get(image_id)
-                    try:
-                        if path is None:
-                            raise FileNotFoundError(f"{image_id}: no image file ingested")
-                        image = _read_image(path)
-                    except (OSError, ValueError) as exc:
-                        if job.strict:
-                            raise
-                        run.log_error("faithfulness", image_id, exc)
-                        continue
-                    arr, _ = preprocess_image(image, loaded.pre)
-                    pixels = torch.from_numpy(arr).to(device=device)
-                    grid = spec.grid_for(tuple(arr.shape[1:]))
-                    k = grid[0] * grid[1]
-                    tiebreak = random_order(image_id, k)
-                    orders: dict[str, np.ndarray] = {}
-                    meta: dict[str, tuple[str, int, str]] = {}
-                    for (method, layer, g, rid), values in maps.get(image_id, {}).items():
-                        if g != grid:
-                            run.log_error("faithfulness", f"{image_id} {method}",
-                                          f"map grid {g} differs from the input grid {grid}")
-                            continue
-                        key = f"{method}|{layer}"
-                        orders[key] = rank_cells(values, tiebreak)
-                        meta[key] = (method, layer, rid)
-                    wanted = {m for m, _ in by_image[image_id]}
-                    if job.controls:
-                        ctrl = _control_maps(image, grid, tuple(arr.shape[1:]))
-                        for c, cmap in ctrl.items():
-                            if f"baseline:{c}" in wanted:
-                                orders[f"baseline:{c}"] = rank_cells(cmap, tiebreak)
-                                meta[f"baseline:{c}"] = (f"baseline:{c}", CONTROL_LAYER,
-                                                         src.fingerprint)
-                    randoms = [random_order(image_id, k, t) for t in range(proto.random_orders)]
-                    if scorer is None:
-                        scorer = CurveScorer(embed, proto, grid, tuple(arr.shape[1:]),
-                                             [1.0 / s for s in spec.std],
-                                             batch_size=job.batch_size, prob=prob)
-                    requests.append(ImageRequest(image_id, pixels, orders, randoms))
-                    keys.append((image_id, meta, "baseline:random" in wanted))
-                if not requests or scorer is None:
+    _write_protocol(run, phash, "deletion", proto.as_dict())
+    ids = sorted(by_image)
+    con = open_reader(run.wh, udfs=False)
+    try:
+        for start in range(0, len(ids), IMAGE_BATCH):
+            chunk = ids[start:start + IMAGE_BATCH]
+            maps = _fused_maps(con, named_query("job_faith_maps"), src, chunk, by_image)
+            requests, keys = [], []
+            for image_id in chunk:
+                path = files.get(image_id)
+                try:
+                    if path is None:
+                        raise FileNotFoundError(f"{image_id}: no image file ingested")
+                    image = _read_image(path)
+                except (OSError, ValueError) as exc:
+                    if job.strict:
+                        raise
+                    run.log_error("faithfulness", image_id, exc)
                     continue
-                curves = scorer.score(requests)
-                rows: list[dict[str, Any]] = []
-                for (image_id, meta, want_random), res in zip(keys, curves, strict=True):
-                    for key, (method, layer, rid) in meta.items():
-                        rows.append(_curve_row(src, method, layer, image_id, phash, rid,
-                                               res[key], scorer.n_cells))
-                        sources[_unit(src.model, src.variant, method, image_id, layer,
-                                      phash)] = rid
-                    if want_random:
-                        rnd = _mean_curves([res[f"random:{t}"]
-                                            for t in range(proto.random_orders)])
-                        rows.append(_curve_row(src, "baseline:random", CONTROL_LAYER, image_id,
-                                               phash, src.fingerprint, rnd, scorer.n_cells))
-                        sources[_unit(src.model, src.variant, "baseline:random", image_id,
-                                      CONTROL_LAYER, phash)] = src.fingerprint
-                if rows:
-                    table = pa.Table.from_pylist(rows)
-                    units = [_unit(src.model, src.variant, r["method"], r["image_id"],
-                                   r["layer"], phash) for r in rows]
-                    run.write("faithfulness_curves", table, unit_key=units,
-                              partition={"model": src.model})
-                    n_maps += len(rows)
-        finally:
-            con.close()
-        stats = scorer.stats if scorer is not None else None
-        seconds = time.monotonic() - t0
-        summary: dict[str, Any] = {"sources": sources, "model": src.model, "variant": src.variant,
-                   "protocol_hash": phash, "rows": n_maps,
-                   "forwards": scorer.forwards if scorer else 0,
-                   "images": len(ids), "seconds": seconds, "code_version": code_version(),
-                   "road_max_iterations": stats.iterations if stats else 0,
-                   "road_max_rel_residual": stats.max_rel_residual if stats else 0.0,
-                   "road_unsolved": stats.unsolved if stats else 0}
-        manifest = run.commit(**summary)
-    if echo is not None:
-        echo(f"{src.model}/{src.variant}: deletion/insertion for {n_maps} maps on {len(ids)} "
-             f"images in {seconds:.1f}s ({summary['forwards']} forwards)")
-    return JobResult(name, manifest["status"], run.run_id, new=n_maps,
-                     failed=len(run.errors), rows={"faithfulness_curves": n_maps},
-                     seconds=seconds, message=f"{src.model}/{src.variant}: {n_maps} curves, "
-                     f"{summary['forwards']} forwards")
+                arr, _ = preprocess_image(image, loaded.pre)
+                pixels = torch.from_numpy(arr).to(device=device)
+                grid = spec.grid_for(tuple(arr.shape[1:]))
+                k = grid[0] * grid[1]
+                tiebreak = random_order(image_id, k)
+                orders: dict[str, np.ndarray] = {}
+                meta: dict[str, tuple[str, int, str]] = {}
+                for (method, layer, g, rid), values in maps.get(image_id, {}).items():
+                    if g != grid:
+                        run.log_error("faithfulness", f"{image_id} {method}",
+                                      f"map grid {g} differs from the input grid {grid}")
+                        continue
+                    key = f"{method}|{layer}"
+                    orders[key] = rank_cells(values, tiebreak)
+                    meta[key] = (method, layer, rid)
+                wanted = {m for m, _ in by_image[image_id]}
+                if job.controls:
+                    ctrl = _control_maps(image, grid, tuple(arr.shape[1:]))
+                    for c, cmap in ctrl.items():
+                        if f"baseline:{c}" in wanted:
+                            orders[f"baseline:{c}"] = rank_cells(cmap, tiebreak)
+                            meta[f"baseline:{c}"] = (f"baseline:{c}", CONTROL_LAYER,
+                                                     src.fingerprint)
+                randoms = [random_order(image_id, k, t) for t in range(proto.random_orders)]
+                if scorer is None:
+                    scorer = CurveScorer(embed, proto, grid, tuple(arr.shape[1:]),
+                                         [1.0 / s for s in spec.std],
+                                         batch_size=job.batch_size, prob=prob)
+                requests.append(ImageRequest(image_id, pixels, orders, randoms))
+                keys.append((image_id, meta, "baseline:random" in wanted))
+            if not requests or scorer is None:
+                continue
+            curves = scorer.score(requests)
+            rows: list[dict[str, Any]] = []
+            for (image_id, meta, want_random), res in zip(keys, curves, strict=True):
+                for key, (method, layer, rid) in meta.items():
+                    rows.append(_curve_row(src, method, layer, image_id, phash, rid,
+                                           res[key], scorer.n_cells))
+                    sources[_unit(src.model, src.variant, method, image_id, layer,
+                                  phash)] = rid
+                if want_random:
+                    rnd = _mean_curves([res[f"random:{t}"]
+                                        for t in range(proto.random_orders)])
+                    rows.append(_curve_row(src, "baseline:random", CONTROL_LAYER, image_id,
+                                           phash, src.fingerprint, rnd, scorer.n_cells))
+                    sources[_unit(src.model, src.variant, "baseline:random", image_id,
+                                  CONTROL_LAYER, phash)] = src.fingerprint
+            if rows:
+                table = pa.Table.from_pylist(rows)
+                units = [_unit(src.model, src.variant, r["method"], r["image_id"],
+                               r["layer"], phash) for r in rows]
+                run.write("faithfulness_curves", table, unit_key=units,
+                          partition={"model": src.model})
+                n_maps += len(rows)
+    finally:
+        con.close()
+    stats = scorer.stats if scorer is not None else None
+    return {"protocol_hash": phash, "rows": n_maps, "images": len(ids),
+            "forwards": scorer.forwards if scorer else 0,
+            "seconds": time.monotonic() - t0,
+            "road_max_iterations": stats.iterations if stats else 0,
+            "road_max_rel_residual": stats.max_rel_residual if stats else 0.0,
+            "road_unsolved": stats.unsolved if stats else 0}
 
 
 def _fused_maps(con: Any, sql: str, src: _Source, ids: list[str],
@@ -527,9 +558,10 @@ def _curve_row(src: _Source, method: str, layer: int, image_id: str, phash: str,
 
 
 # --------------------------------------------------------------------------- randomisation
-def _mprt_run(wh: WarehousePaths, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
-              files: dict[str, Path], targets: dict[str, np.ndarray],
-              echo: Callable[[str], None] | None) -> JobResult:
+def _mprt(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
+          files: dict[str, Path], targets: dict[str, np.ndarray],
+          sources: dict[str, str]) -> dict[str, Any]:
+    """The randomisation cascade for the units to do, written to ``run``; its summary."""
     import torch
 
     from ingest.attention import methods_for
@@ -548,77 +580,65 @@ def _mprt_run(wh: WarehousePaths, job: FaithfulnessJob, src: _Source, loaded: _L
     methods = methods_for(spec, sorted({m for m, _, _ in todo}))
     ids = sorted({i for _, i, _ in todo})
     layers = sorted({li for _, _, li in todo})
-    name = f"faithfulness:{src.model}:{src.variant}:mprt"
     t0 = time.monotonic()
     device = loaded.choice.torch_device
-    with Run(wh, "faithfulness", {"check": "mprt", "model": src.model, "variant": src.variant,
-                                  "protocol": proto.as_dict(), "protocol_hash": phash,
-                                  "methods": methods, "layers": layers,
-                                  "device": loaded.choice.to_dict(), "force": job.force},
-             device=f"{loaded.choice.device}:{loaded.choice.dtype}") as run:
-        _write_protocol(run, phash, "mprt", proto.as_dict())
-        pixels: dict[str, np.ndarray] = {}
-        for image_id in ids:
-            path = files.get(image_id)
-            try:
-                if path is None:
-                    raise FileNotFoundError(f"{image_id}: no image file ingested")
-                pixels[image_id], _ = preprocess_image(_read_image(path), loaded.pre)
-            except (OSError, ValueError) as exc:
-                if job.strict:
-                    raise
-                run.log_error("faithfulness", image_id, exc)
-        ids = [i for i in ids if i in pixels]
-        wanted = set(todo)
-        backbone = unwrap_model(loaded.model, spec.architecture)
-        blocks = block_modules(backbone)
-        if ids:
-            probe = torch.from_numpy(pixels[ids[0]][None]).to(device)
-            gh, gw = spec.grid_for(tuple(probe.shape[2:]))
+    described: dict[str, Any] = {}
+    _write_protocol(run, phash, "mprt", proto.as_dict())
+    pixels: dict[str, np.ndarray] = {}
+    for image_id in ids:
+        path = files.get(image_id)
+        try:
+            if path is None:
+                raise FileNotFoundError(f"{image_id}: no image file ingested")
+            pixels[image_id], _ = preprocess_image(_read_image(path), loaded.pre)
+        except (OSError, ValueError) as exc:
+            if job.strict:
+                raise
+            run.log_error("faithfulness", image_id, exc)
+    ids = [i for i in ids if i in pixels]
+    wanted = set(todo)
+    backbone = unwrap_model(loaded.model, spec.architecture)
+    blocks = block_modules(backbone)
+    if ids:
+        probe = torch.from_numpy(pixels[ids[0]][None]).to(device)
+        gh, gw = spec.grid_for(tuple(probe.shape[2:]))
 
-            def forward_once() -> Any:
-                return backbone(pixel_values=probe.to(next(backbone.parameters()).dtype),
-                                **forward_kwargs(backbone, gh * gw, 1))
+        def forward_once() -> Any:
+            return backbone(pixel_values=probe.to(next(backbone.parameters()).dtype),
+                            **forward_kwargs(backbone, gh * gw, 1))
 
-            stages = parameter_stages(backbone, blocks, forward_once)
-            extra = [("classifier", loaded.classifier)] if loaded.classifier is not None \
-                else []
-            cascade = CascadeRandomiser(backbone, stages, seed=proto.seed,
-                                        std=init_std(backbone), extra_top=extra)
-            run.summary["randomisation"] = cascade.describe()
-            trained = _extract(loaded, methods, ids, pixels, job.batch_size, layers)
-            scorer = _MprtScorer(proto, targets, trained, wanted)
-            n_rows = 0
-            while cascade.step < cascade.num_steps:
-                step = cascade.advance()
-                randomised = _extract(loaded, methods, ids, pixels, job.batch_size, layers)
-                sim, deltas = scorer.rows(src, step, cascade.randomised_from(step), randomised,
-                                          phash)
-                if sim:
-                    units = [_unit(src.model, src.variant, r["method"], r["image_id"],
-                                   r["layer"], phash) for r in sim]
-                    run.write("mprt_similarity", pa.Table.from_pylist(sim), unit_key=units,
-                              partition={"model": src.model})
-                    units = [_unit(src.model, src.variant, r["method"], r["image_id"],
-                                   r["layer"], phash) for r in deltas]
-                    run.write("mprt_metric_deltas", pa.Table.from_pylist(deltas),
-                              unit_key=units, partition={"model": src.model})
-                    n_rows += len(sim)
-        else:
-            n_rows = 0
-        sources = {_unit(src.model, src.variant, m, i, li, phash): src.units[m][i]
-                   for m, i, li in wanted if i in pixels and m in methods}
-        seconds = time.monotonic() - t0
-        manifest = run.commit(sources=sources, model=src.model, variant=src.variant,
-                              protocol_hash=phash, rows=n_rows, images=len(ids),
-                              seconds=seconds, code_version=code_version())
-    if echo is not None:
-        echo(f"{src.model}/{src.variant}: randomisation cascade ({spec.num_layers + 1} steps) "
-             f"for {len(sources)} method x image units in {seconds:.1f}s")
-    return JobResult(name, manifest["status"], run.run_id, new=len(sources),
-                     failed=len(run.errors), rows={"mprt_similarity": n_rows},
-                     seconds=seconds, message=f"{src.model}/{src.variant}: {n_rows} "
-                     "similarity rows")
+        stages = parameter_stages(backbone, blocks, forward_once)
+        extra = [("classifier", loaded.classifier)] if loaded.classifier is not None \
+            else []
+        cascade = CascadeRandomiser(backbone, stages, seed=proto.seed,
+                                    std=init_std(backbone), extra_top=extra)
+        described = cascade.describe()
+        trained = _extract(loaded, methods, ids, pixels, job.batch_size, layers)
+        scorer = _MprtScorer(proto, targets, trained, wanted)
+        n_rows = 0
+        while cascade.step < cascade.num_steps:
+            step = cascade.advance()
+            randomised = _extract(loaded, methods, ids, pixels, job.batch_size, layers)
+            sim, deltas = scorer.rows(src, step, cascade.randomised_from(step), randomised,
+                                      phash)
+            if sim:
+                units = [_unit(src.model, src.variant, r["method"], r["image_id"],
+                               r["layer"], phash) for r in sim]
+                run.write("mprt_similarity", pa.Table.from_pylist(sim), unit_key=units,
+                          partition={"model": src.model})
+                units = [_unit(src.model, src.variant, r["method"], r["image_id"],
+                               r["layer"], phash) for r in deltas]
+                run.write("mprt_metric_deltas", pa.Table.from_pylist(deltas),
+                          unit_key=units, partition={"model": src.model})
+                n_rows += len(sim)
+    else:
+        n_rows = 0
+    done = {_unit(src.model, src.variant, m, i, li, phash): src.units[m][i]
+            for m, i, li in wanted if i in pixels and m in methods}
+    sources.update(done)
+    return {"protocol_hash": phash, "rows": n_rows, "units": len(done), "images": len(ids),
+            "steps": spec.num_layers + 1, "methods": methods, "layers": layers,
+            "randomisation": described, "seconds": time.monotonic() - t0}
 
 
 def _extract(loaded: _Loaded, methods: list[str], ids: list[str],

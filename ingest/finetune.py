@@ -469,8 +469,10 @@ def paired_variant_values(wh: WarehousePaths) -> pl.DataFrame:
 def materialise_variant_deltas(wh: WarehousePaths, *, resamples: int = 10_000, seed: int = 0,
                                force: bool = False) -> JobResult:
     """Rebuild ``variant_delta_stats`` (snapshot, unit ``*``) when the metrics changed."""
-    fp, skip = unchanged_input(wh, "variant_deltas", ("metrics_map", "metrics_iou"),
-                               force=force, what="metrics", resamples=resamples)
+    from ingest.stats import METRIC_TABLES
+
+    fp, skip = unchanged_input(wh, "variant_deltas", METRIC_TABLES, force=force,
+                               what="metrics", resamples=resamples)
     if skip is not None:
         return skip
     t0 = time.monotonic()

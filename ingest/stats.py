@@ -34,7 +34,13 @@ from ssl_wc.warehouse import read_named
 STUDY_STYLES = {"Q46261": "Romanesque", "Q176483": "Gothic", "Q236122": "Renaissance",
                 "Q840829": "Baroque"}
 COMPARED_METRICS = ("iou", "coverage", "pointing_t0", "pointing_t15", "topk_pointing",
-                    "relevance_rank_acc", "mse", "kl", "emd", "iou_over_max")
+                    "relevance_rank_acc", "mse", "kl", "emd", "iou_over_max",
+                    # faithfulness (`ssl-wc faithfulness`); raw AUCs differ in scale between
+                    # models, the gains over each image's random order do not
+                    "deletion_gain", "insertion_gain", "road_gap", "deletion_auc",
+                    "insertion_auc", "mprt_spearman_abs", "mprt_ssim", "emprt")
+#: tables whose change makes the comparisons stale (metric_long reads all of them)
+METRIC_TABLES = ("metrics_map", "metrics_iou", "faithfulness_curves", "mprt_similarity")
 
 
 def materialise_stats(wh: WarehousePaths, *, probe: bool = True, force: bool = False,
@@ -50,8 +56,7 @@ def materialise_stats(wh: WarehousePaths, *, probe: bool = True, force: bool = F
 
 def materialise_comparisons(wh: WarehousePaths, *, force: bool = False,
                             resamples: int = 10_000) -> JobResult:
-    fp, skip = unchanged_input(wh, "stats", ("metrics_map", "metrics_iou"), force=force,
-                               what="metrics")
+    fp, skip = unchanged_input(wh, "stats", METRIC_TABLES, force=force, what="metrics")
     if skip is not None:
         return skip
     df = read_named(wh, "job_comparison_values", {"metrics": list(COMPARED_METRICS)})

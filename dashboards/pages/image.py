@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import streamlit as st
 
-from dashboards import data, figures, heatmap, ui
+from dashboards import data, faithfulness, figures, heatmap, ui
 
 #: metrics shown as tiles (in order); IoU family at the chosen percentile
 TILE_METRICS = ("iou", "coverage", "pointing_t15", "mse", "kl", "emd")
@@ -142,6 +142,7 @@ def render() -> None:
     with right:
         _metrics_panel(model, variant, method, int(layer), int(head), image_id, box,
                        int(pct or 90), boxes)
+    faithfulness.image_section(model, variant, method, int(layer), image_id)
 
 
 def _metrics_panel(model: str, variant: str, method: str, layer: int, head: int,

@@ -11,7 +11,8 @@ For one image x, a map A on a grid of K cells and S steps (``DeletionProtocol``)
   by default (``removal.remove``). Since n_s is symmetric, LeRF removal of ``n_s`` cells is
   insertion at step S - s, so the LeRF AUC equals the insertion AUC, and ROAD's
   "LeRF - MoRF" is ``insertion_auc - deletion_auc``;
-- score of an image x': ``cos(z(x'), z(x))`` of the model's pooled embedding z, and, for
+- score of an image x': ``cos(z(x'), z(x))`` of the model's pooled embedding z (0 when
+  z(x') is the zero vector), and, for
   a classifier, ``softmax(logits(x'))[c]`` with c the class predicted for x;
 - AUC: trapezoid rule over t = s / S in [0, 1]. Lower deletion AUC and higher insertion
   AUC mean the map ranks the cells the model relies on first.
@@ -237,20 +238,18 @@ class CurveScorer:
         """Impute and forward every job in batches; pooled embeddings (and probs)."""
         emb: list[np.ndarray] = []
         probs: list[np.ndarray] = []
-        noise: dict[int, torch.Tensor] = {}
+        images = torch.stack([r.pixels for r in requests])  # gathered per batch below
+        noise = None
+        if self.protocol.imputation == "road" and self.protocol.road_noise > 0:
+            noise = torch.stack([self._noise(r.image_id, r.pixels) for r in requests])
         for start in range(0, len(jobs), self.batch_size):
             chunk = jobs[start:start + self.batch_size]
-            x = torch.stack([requests[j.image].pixels for j in chunk])
+            which = torch.tensor([j.image for j in chunk], device=images.device)
+            x = images.index_select(0, which)
             device = x.device
             removed_cells = torch.from_numpy(np.stack([j.removed for j in chunk])).to(device)
             mask = removal_masks(removed_cells, self._cell_index(device))
-            nz = None
-            if self.protocol.imputation == "road" and self.protocol.road_noise > 0:
-                for j in chunk:
-                    if j.image not in noise:
-                        noise[j.image] = self._noise(requests[j.image].image_id,
-                                                     requests[j.image].pixels)
-                nz = torch.stack([noise[j.image] for j in chunk])
+            nz = None if noise is None else noise.index_select(0, which)
             if bool(mask.any()):
                 xp, st = remove(x, mask, self.protocol.imputation, noise=nz,
                                 blur_sigma=self._blur_sigma(),
@@ -276,7 +275,11 @@ class CurveScorer:
 
 
 def _cos(z: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row of ``z`` to ``ref``; a zero embedding scores 0 (no
+    similarity left), a zero reference NaN (nothing to compare with)."""
+    if not np.linalg.norm(ref) > 0:
+        return np.full(len(z), np.nan)
     num = z @ ref
     den = np.linalg.norm(z, axis=1) * np.linalg.norm(ref)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)

@@ -66,16 +66,16 @@ class SolveStats:
 
 def neighbour_sum(t: torch.Tensor) -> torch.Tensor:
     """``sum_n w_n t_n`` over the 8 neighbours of every pixel of (N, 1, H, W), pixels
-    outside the image counting 0 (1/6 direct, 1/12 diagonal). Shifted slices: about ten
-    times faster on a CPU than a 3x3 ``conv2d``."""
-    p = F.pad(t, (1, 1, 1, 1))
-    direct = p[..., :-2, 1:-1] + p[..., 2:, 1:-1]
-    direct += p[..., 1:-1, :-2]
-    direct += p[..., 1:-1, 2:]
-    diag = p[..., :-2, :-2] + p[..., :-2, 2:]
-    diag += p[..., 2:, :-2]
-    diag += p[..., 2:, 2:]
-    return direct.mul_(NEIGHBOUR_KERNEL[0][1]).add_(diag, alpha=NEIGHBOUR_KERNEL[0][0])
+    outside the image counting 0 (1/6 direct, 1/12 diagonal). The kernel is separable
+    up to its centre: ``([1, 2, 1] x [1, 2, 1] - 4 delta) / 12``, so two 3-tap passes of
+    shifted slices (several times faster on a CPU than a 3x3 ``conv2d``)."""
+    p = F.pad(t, (1, 1, 0, 0))
+    h = p[..., :-2] + p[..., 2:]
+    h.add_(t, alpha=2.0)
+    p = F.pad(h, (0, 0, 1, 1))
+    v = p[..., :-2, :] + p[..., 2:, :]
+    v.add_(h, alpha=2.0)
+    return v.sub_(t, alpha=4.0).mul_(1.0 / 12.0)
 
 
 def pull_push(x: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
@@ -99,6 +99,7 @@ def pull_push(x: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
 JACOBI_WEIGHT = 0.8
 SMOOTHING_SWEEPS = 2
 COARSEST_SWEEPS = 20
+COARSEST_SIZE = 6
 
 
 @dataclass
@@ -120,7 +121,7 @@ def _levels(unknown: torch.Tensor) -> list[_Level]:
         h, w = u.shape[-2:]
         diag = neighbour_sum(torch.ones(1, 1, h, w, dtype=u.dtype, device=u.device))
         out.append(_Level(u, diag))
-        if min(h, w) <= 3:
+        if min(h, w) <= COARSEST_SIZE:
             return out
         u = -F.max_pool2d(-F.pad(u, (0, w % 2, 0, h % 2)), 2)
 
@@ -232,7 +233,8 @@ def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return t.reshape(B, C, H, W)
 
 
-CPU_CHUNK = 4
+CPU_CHUNK_PIXELS = 4 * 224 * 224
+"""Pixels imputed together on a CPU: a few 224-px images (cache-sized), more small ones."""
 
 
 @contextmanager
@@ -249,11 +251,12 @@ def _one_thread() -> Iterator[None]:
 
 def _road_on_cpu(x: torch.Tensor, removed: torch.Tensor, tol: float,
                  max_iter: int) -> tuple[torch.Tensor, SolveStats]:
-    """:func:`road_impute` in chunks of a few images on one thread (cache-sized)."""
+    """:func:`road_impute` in cache-sized chunks of images on one thread."""
     outs, stats = [], SolveStats()
+    chunk = max(1, CPU_CHUNK_PIXELS // (x.shape[-2] * x.shape[-1]))
     with _one_thread():
-        for s in range(0, x.shape[0], CPU_CHUNK):
-            out, st = road_impute(x[s:s + CPU_CHUNK], removed[s:s + CPU_CHUNK], tol=tol,
+        for s in range(0, x.shape[0], chunk):
+            out, st = road_impute(x[s:s + chunk], removed[s:s + chunk], tol=tol,
                                   max_iter=max_iter)
             outs.append(out)
             stats.iterations = max(stats.iterations, st.iterations)

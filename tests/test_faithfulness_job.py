@@ -1,0 +1,212 @@
+"""`ssl-wc faithfulness`: the job on tiny random-weight models and the synthetic demo data.
+Views from plain duckdb, idempotence, incrementality per layer and image, --force,
+recomputation after a new attention run, the cascade read per layer, refused requests,
+and the rows it adds to metric_long, layer_progression and leaderboard."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from ingest.faithfulness import FaithfulnessInputError, FaithfulnessJob, run_faithfulness
+from ssl_wc.faithfulness.protocol import DeletionProtocol
+from tests.conftest import ROOT, SSL_WC, cli_env, query_catalog
+
+DINO = "dinov2-random"  # 12 blocks, CLS + 4 registers, grid 4x4
+SIGLIP = "siglip-random"  # 2 blocks, MAP head
+
+
+def _ids(wh, n=2):
+    rows = query_catalog(wh, "SELECT image_id FROM images ORDER BY image_id")
+    return [r[0] for r in rows[:n]]
+
+
+def _job(specs, **kw):
+    base = {"specs": specs, "device": "cpu", "progress": False, "batch_size": 64,
+            "deletion": DeletionProtocol(steps=4)}
+    base.update(kw)
+    return FaithfulnessJob(**base)
+
+
+def _count(wh, sql):
+    return query_catalog(wh, sql)[0][0]
+
+
+def test_job_views_idempotence_and_summaries(scored_wh, tiny_models):
+    specs, _ = tiny_models
+    ids = _ids(scored_wh)
+    job = _job(specs, models=[DINO, SIGLIP], methods=["cls", "map", "rollout"], layers=[-1],
+               images=ids)
+    res = run_faithfulness(scored_wh, job)
+    assert {r.status for r in res} == {"committed"}, [r.line() for r in res]
+    # deletion: dinov2 cls + rollout, siglip map + rollout at the last layer, + 4 controls
+    n_maps = 2 * 2 + 2 * 2
+    assert _count(scored_wh, "SELECT count(*) FROM faithfulness_metrics WHERE NOT is_control") \
+        == n_maps
+    assert _count(scored_wh, "SELECT count(*) FROM faithfulness_metrics WHERE is_control") \
+        == 2 * 2 * 4
+    row = query_catalog(scored_wh, """
+        SELECT steps, n_cells, deletion_auc, insertion_auc, road_gap, deletion_gain,
+               random_deletion_auc, deletion_auc_prob
+        FROM faithfulness_metrics WHERE model = 'dinov2-random' AND method = 'cls'
+        ORDER BY image_id LIMIT 1""")[0]
+    steps, n_cells, dele, ins, gap, gain, rnd, prob = row
+    assert steps == 4 and n_cells == 16 and prob is None
+    assert 0 <= dele <= 1.0 + 1e-9 and 0 <= ins <= 1.0 + 1e-9
+    assert gap == pytest.approx(ins - dele) and gain == pytest.approx(rnd - dele)
+    # curves: 5 points per curve; t runs 0..1
+    pts = query_catalog(scored_wh, """
+        SELECT count(*), min(t), max(t) FROM faithfulness_curves
+        WHERE model = 'dinov2-random' AND method = 'cls' AND curve = 'deletion'
+          AND score = 'cosine'""")[0]
+    assert pts == (2 * 5, 0.0, 1.0)
+    # randomisation: (blocks + 1) steps per map; dinov2's last-layer cls, rollout;
+    # siglip's map, rollout
+    assert _count(scored_wh, "SELECT count(*) FROM sanity_checks WHERE model = 'dinov2-random'") \
+        == 2 * 2 * 13
+    assert _count(scored_wh, "SELECT count(*) FROM sanity_checks WHERE model = 'siglip-random'") \
+        == 2 * 2 * 3
+    full = query_catalog(scored_wh, """
+        SELECT count(*), bool_and(fully_random), bool_and(randomised_from = -1)
+        FROM sanity_checks WHERE cascade_step = 13 AND model = 'dinov2-random'""")[0]
+    assert full == (4, True, True)
+    deltas = query_catalog(scored_wh, """
+        SELECT count(DISTINCT metric), bool_and(direction IN ('higher', 'lower'))
+        FROM sanity_metric_deltas""")[0]
+    assert deltas[0] >= 8 and deltas[1]
+    flags = query_catalog(scored_wh, """
+        SELECT count(*) FROM sanity_summary
+        WHERE survival_threshold = 0.5 AND survives_randomisation IS NOT NULL""")[0][0]
+    assert flags > 0
+    # metric_long, layer_progression, leaderboard carry the faithfulness metrics
+    metrics = {r[0] for r in query_catalog(scored_wh, """
+        SELECT DISTINCT metric FROM metric_long WHERE protocol_hash IN
+        (SELECT protocol_hash FROM faithfulness_protocols)""")}
+    assert {"deletion_auc", "insertion_auc", "road_gap", "deletion_gain", "insertion_gain",
+            "mprt_spearman_abs", "mprt_ssim", "emprt"} <= metrics
+    assert "deletion_auc_prob" not in metrics  # frozen models have no class head
+    assert _count(scored_wh, "SELECT count(*) FROM layer_progression "
+                             "WHERE metric = 'deletion_gain' AND head = -1") == 4
+    lb = query_catalog(scored_wh, """
+        SELECT model, direction, default_method, best_layer FROM leaderboard
+        WHERE metric = 'mprt_spearman_abs' ORDER BY model""")
+    assert [r[0] for r in lb] == [DINO, SIGLIP] and {r[1] for r in lb} == {"lower"}
+    assert lb[0][2] == "cls" and lb[1][2] == "map"
+    assert _count(scored_wh, "SELECT count(*) FROM metric_catalogue "
+                             "WHERE metric IN ('deletion_auc', 'emprt', 'mprt_ssim')") == 3
+    # a second run has nothing to do
+    runs = _count(scored_wh, "SELECT count(*) FROM runs")
+    again = run_faithfulness(scored_wh, job)
+    assert {r.status for r in again} == {"skipped"}
+    assert _count(scored_wh, "SELECT count(*) FROM runs") == runs
+
+
+def test_incremental_by_layer_and_image_and_force(scored_wh, tiny_models):
+    specs, _ = tiny_models
+    ids = _ids(scored_wh, 3)
+    kw = {"models": [SIGLIP], "methods": ["map", "mean"], "checks": ["deletion"]}
+    run_faithfulness(scored_wh, _job(specs, layers=[1], images=ids[:2], **kw))
+    first = dict(query_catalog(scored_wh, """
+        SELECT image_id || '|' || method || '|' || layer, source_run_id || c.run_id
+        FROM faithfulness_metrics m JOIN _raw_faithfulness_curves c
+        USING (model, variant, method, layer, head, image_id, protocol_hash)"""))
+    # more layers and one more image: only the new units are computed
+    res = run_faithfulness(scored_wh, _job(specs, images=ids, **kw))
+    assert res[0].status == "committed"
+    after = dict(query_catalog(scored_wh, """
+        SELECT image_id || '|' || method || '|' || layer, source_run_id || c.run_id
+        FROM faithfulness_metrics m JOIN _raw_faithfulness_curves c
+        USING (model, variant, method, layer, head, image_id, protocol_hash)"""))
+    assert all(after[k] == v for k, v in first.items())  # untouched
+    # mean at layers 0, 1 and map at layer 1 for 3 images, + 4 controls per image
+    assert len(after) == 3 * 3 + 3 * 4
+    # --force recomputes everything selected; rows are superseded, never duplicated
+    run_faithfulness(scored_wh, _job(specs, images=ids, force=True, **kw))
+    assert _count(scored_wh, "SELECT count(*) FROM faithfulness_metrics") == len(after)
+    assert _count(scored_wh, "SELECT count(DISTINCT source_run_id || image_id || method || "
+                             "layer) FROM faithfulness_metrics") == len(after)
+    # a changed protocol is a new set of rows beside the old one
+    run_faithfulness(scored_wh, _job(specs, images=ids[:1], layers=[1],
+                                     deletion=DeletionProtocol(steps=4, imputation="blur"),
+                                     **kw))
+    assert _count(scored_wh, "SELECT count(DISTINCT protocol_hash) FROM faithfulness_metrics") \
+        == 2
+
+
+def test_new_attention_run_recomputes_only_its_units(scored_wh, tiny_models):
+    from ingest.attention import AttentionJob, ingest_attention
+
+    specs, _ = tiny_models
+    ids = _ids(scored_wh)
+    kw = {"models": [SIGLIP], "methods": ["map"], "checks": ["deletion"], "images": ids,
+          "controls": False}
+    run_faithfulness(scored_wh, _job(specs, **kw))
+    before = dict(query_catalog(scored_wh, "SELECT image_id, source_run_id FROM "
+                                           "faithfulness_metrics WHERE method = 'map'"))
+    ingest_attention(scored_wh, AttentionJob(models=[SIGLIP], methods=("map",), specs=specs,
+                                             images=ids[:1], force=True, progress=False,
+                                             device="cpu"))
+    res = run_faithfulness(scored_wh, _job(specs, **kw))
+    assert res[0].status == "committed" and res[0].new == 1
+    after = dict(query_catalog(scored_wh, "SELECT image_id, source_run_id FROM "
+                                          "faithfulness_metrics WHERE method = 'map'"))
+    assert after[ids[1]] == before[ids[1]] and after[ids[0]] != before[ids[0]]
+
+
+def test_cascade_per_layer_in_the_views(scored_wh, tiny_models):
+    """A 12-block model: after step k only maps at layers >= 12 - k may move; the
+    forward-attention maps below stay identical (Spearman 1, SSIM 1, deltas 0)."""
+    specs, _ = tiny_models
+    ids = _ids(scored_wh, 1)
+    run_faithfulness(scored_wh, _job(specs, models=[DINO], methods=["cls", "rollout"],
+                                     layers=[0, 6, 11], images=ids, checks=["mprt"]))
+    rows = query_catalog(scored_wh, """
+        SELECT method, layer, cascade_step, randomised_from, depends, unchanged, spearman,
+               ssim
+        FROM sanity_checks WHERE model = 'dinov2-random' ORDER BY ALL""")
+    assert len(rows) == 2 * 3 * 13
+    for method, layer, step, first, depends, unchanged, rho, ss in rows:
+        assert first == (12 - step if step <= 12 else -1)
+        assert depends == (first < 0 or layer >= first)  # cls and rollout: forward maps
+        assert unchanged == (not depends), (method, layer, step)
+        if unchanged:
+            assert rho == pytest.approx(1.0) and ss == pytest.approx(1.0)
+    moved = query_catalog(scored_wh, """
+        SELECT count(*) FILTER (WHERE randomised <> trained), count(*)
+        FROM sanity_metric_deltas d JOIN sanity_checks s
+        USING (model, variant, method, layer, head, image_id, protocol_hash, cascade_step)
+        WHERE s.unchanged""")[0]
+    assert moved[0] == 0 and moved[1] > 0
+
+
+def test_bad_requests_name_the_option_and_valid_values(scored_wh, tiny_models):
+    specs, _ = tiny_models
+    cases = [({"models": ["vit-huge"]}, "--models: no committed maps for vit-huge; valid: "
+                                         "dinov2-random, siglip-random"),
+             ({"methods": ["lime"]}, "--methods: no committed maps for lime; valid:"),
+             ({"variants": ["lora"]}, "--variants: no committed maps for lora; valid: frozen"),
+             ({"layers": [12]}, "--layers: 12 out of range; valid: 0..11"),
+             ({"images": ["nope.jpg"]}, "--images: no committed maps for nope.jpg"),
+             ({"checks": ["lime"]}, "--checks: unknown ['lime']; valid: deletion, mprt")]
+    runs = _count(scored_wh, "SELECT count(*) FROM runs")
+    for kw, needle in cases:
+        with pytest.raises(FaithfulnessInputError) as err:
+            run_faithfulness(scored_wh, _job(specs, **kw))
+        assert needle in str(err.value)
+    assert _count(scored_wh, "SELECT count(*) FROM runs") == runs  # nothing written
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--imputation", "inpaint"], "--imputation: unknown 'inpaint'; valid: road, blur, constant"),
+    (["--steps", "1"], "--steps: must be an integer >= 2, got 1"),
+    (["--checks", "deletion,lime"], "--checks: unknown lime; valid: deletion, mprt"),
+    (["--layers", "last"], "--layers: 'last' is not 'all' or comma-separated integers"),
+    (["--models", "vit-huge"], "--models: no committed maps for vit-huge"),
+])
+def test_cli_refuses_bad_input_with_exit_2_and_one_line(scored_wh, args, needle):
+    out = subprocess.run([*SSL_WC, "-w", str(scored_wh.root), "faithfulness", *args],
+                         cwd=ROOT, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stderr
+    lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in out.stderr

@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_extract.py
 	$(BIN)/python benchmarks/bench_ingest.py --images 139
 	$(BIN)/python benchmarks/bench_dashboard_queries.py
+	$(BIN)/python benchmarks/bench_faithfulness.py
 
 clean-warehouse:
 	rm -rf warehouse/* 

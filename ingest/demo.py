@@ -6,11 +6,13 @@ keys ``<key>-random``; never results), and runs annotations, images, attention (
 method, layer and head), metrics with baselines, the faithfulness checks, statistics and
 the linear probe. Everything is incremental, so running it again is quick.
 
-The faithfulness step is kept small (:data:`DEMO_FAITHFULNESS`): the first 2 annotated
-images, frozen models and the LoRA variant; deletion / insertion with 8 steps for each
-model's default method (``cls``, or ``map`` for SigLIP) at every layer, plus the
-controls; the randomisation cascade for every method. Every model gets all three kinds
-of numbers (plausibility, deletion / insertion, randomisation).
+The faithfulness step is kept small (:data:`DEMO_FAITHFULNESS`) and runs right after the
+attention step, so the metrics step's per-layer summaries include it: the frozen models
+on the first 2 annotated images, in one run; deletion / insertion with 4 steps for each
+model's default method (``cls``, or ``map`` for SigLIP) at every layer against the
+random-order control; the randomisation cascade for the default method, ``rollout`` and
+``gradcam``. Every model gets all three kinds of numbers (plausibility, deletion /
+insertion, randomisation). `ssl-wc faithfulness` checks every image, method and variant.
 """
 
 from __future__ import annotations
@@ -23,8 +25,8 @@ from ssl_wc.paths import WarehousePaths
 
 DEMO_METHODS = ("cls", "rollout", "mean", "map", "gradcam")
 TINY: dict[str, Any] = {"grid": 8, "hidden_size": 64, "num_layers": 4, "num_heads": 4}
-DEMO_FAITHFULNESS: dict[str, Any] = {"images": 2, "steps": 8, "deletion_methods": ("cls", "map"),
-                                     "variants": ("frozen", "lora")}
+DEMO_FAITHFULNESS: dict[str, Any] = {"images": 2, "steps": 4, "deletion_methods": ("cls", "map"),
+                                     "methods": ("cls", "map", "rollout", "gradcam")}
 
 
 def demo_specs(wh: WarehousePaths) -> dict[str, Any]:
@@ -74,28 +76,28 @@ def build_demo(wh: WarehousePaths, *, echo: Callable[[str], None] = print,
     step(ingest_attention(wh, AttentionJob(models=list(specs), methods=DEMO_METHODS,
                                            fuse=("mean", "max", "min"), specs=specs,
                                            device="cpu", batch_size=16)))
+    step(demo_faithfulness(wh, specs))
     if finetune:
         from ingest.finetune_demo import demo_finetune
 
         step(demo_finetune(wh, specs, paths, echo=echo))
     step(materialise_metrics(wh, random_trials=random_trials))
-    step(demo_faithfulness(wh, specs))
     step(materialise_stats(wh))
     return results
 
 
 def demo_faithfulness(wh: WarehousePaths, specs: dict[str, Any]) -> list[JobResult]:
-    """Deletion / insertion and the randomisation cascade on a few images (see above)."""
+    """Deletion / insertion and the randomisation cascade of the frozen models on a few
+    images (see the module docstring); the metrics step summarises them."""
     from ingest.faithfulness import FaithfulnessJob, run_faithfulness
     from ssl_wc.faithfulness.protocol import DeletionProtocol
     from ssl_wc.warehouse import read_named
 
     ids = sorted(read_named(wh, "job_annotated_images")["image_id"].to_list())
-    images = ids[:DEMO_FAITHFULNESS["images"]]
-    have = set(read_named(wh, "job_faith_sources")["variant"].to_list())
     return run_faithfulness(wh, FaithfulnessJob(
-        images=images, specs=specs, device="cpu", progress=False, batch_size=64,
-        variants=[v for v in DEMO_FAITHFULNESS["variants"] if v in have],
+        images=ids[:DEMO_FAITHFULNESS["images"]], variants=["frozen"],
+        methods=DEMO_FAITHFULNESS["methods"],
         deletion_methods=DEMO_FAITHFULNESS["deletion_methods"],
-        deletion=DeletionProtocol(steps=DEMO_FAITHFULNESS["steps"])))
-
+        deletion=DeletionProtocol(steps=DEMO_FAITHFULNESS["steps"]), controls=False,
+        specs=specs, device="cpu", batch_size=64, progress=False, one_run=True,
+        summaries=False))

@@ -38,6 +38,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from ingest.attention import _Progress
 from ingest.common import JobResult
 from ssl_wc.faithfulness.protocol import CHECKS, DeletionProtocol, RandomisationProtocol
 from ssl_wc.lake.catalog import LakeState, read_manifests
@@ -80,6 +81,8 @@ class FaithfulnessJob:
     strict: bool = False
     progress: bool = True
     summaries: bool = True
+    # every (model, variant) in one run and one commit (fewer catalog swaps; the demo)
+    one_run: bool = False
 
 
 # --------------------------------------------------------------------------- planning
@@ -287,20 +290,25 @@ def run_faithfulness(wh: WarehousePaths, job: FaithfulnessJob,
     sources = plan(wh, job, targets, state)
     files = _images(wh)
     results: list[JobResult] = []
+    todo = []
     for src in sources:
-        if not any(src.todo.get(c) for c in job.checks):
-            n = sum(len(v) for v in src.units.values())
-            results.append(JobResult(f"faithfulness:{src.model}:{src.variant}", "skipped",
-                                     skipped=n, message=f"{src.model}/{src.variant}: every "
-                                     "map already checked"))
+        if any(src.todo.get(c) for c in job.checks):
+            todo.append(src)
             continue
+        n = sum(len(v) for v in src.units.values())
+        results.append(JobResult(f"faithfulness:{src.model}:{src.variant}", "skipped",
+                                 skipped=n, message=f"{src.model}/{src.variant}: every map "
+                                 "already checked"))
+    if job.one_run and todo:
+        results.append(_one_run(wh, job, todo, files, targets, echo))
+    for src in todo if not job.one_run else []:
         try:
             loaded = _load(wh, job, src)
         except Exception as exc:
             if job.strict:
                 raise
             run = Run(wh, "faithfulness", {"model": src.model, "variant": src.variant}).start()
-            run.log_error("faithfulness", src.model, exc)
+            run.log_error("faithfulness", f"{src.model}/{src.variant}", exc)
             run.fail(exc)
             results.append(JobResult(f"faithfulness:{src.model}:{src.variant}", "failed",
                                      run.run_id, failed=1,
@@ -315,35 +323,32 @@ def run_faithfulness(wh: WarehousePaths, job: FaithfulnessJob,
     return results
 
 
-def _source_run(wh: WarehousePaths, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
-                files: dict[str, Path], targets: dict[str, np.ndarray],
-                echo: Callable[[str], None] | None) -> JobResult:
-    """Both checks of one (model, variant) in one run: one commit, one model in memory.
-    Deletion first: the randomisation cascade overwrites the weights."""
-    checks = [c for c in CHECKS if c in job.checks and src.todo.get(c)]
+def _run_config(job: FaithfulnessJob, checks: Sequence[str], **extra: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {
-        "model": src.model, "variant": src.variant, "checks": checks,
+        **extra, "checks": list(checks),
         "layers": None if job.layers is None else sorted(job.layers),
-        "controls": job.controls, "device": loaded.choice.to_dict(),
-        "batch_size": job.batch_size, "force": job.force}
+        "controls": job.controls, "batch_size": job.batch_size, "force": job.force}
     if "deletion" in checks:
         cfg.update(deletion=job.deletion.as_dict(), deletion_hash=job.deletion.hash())
     if "mprt" in checks:
         cfg.update(mprt=job.randomisation.as_dict(), mprt_hash=job.randomisation.hash())
-    t0 = time.monotonic()
-    sources: dict[str, str] = {}
+    return cfg
+
+
+def _checks(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
+            files: dict[str, Path], targets: dict[str, np.ndarray],
+            sources: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Both checks of one (model, variant), written to ``run``. Deletion first: the
+    randomisation cascade overwrites the weights."""
     parts: dict[str, dict[str, Any]] = {}
-    with Run(wh, "faithfulness", cfg,
-             device=f"{loaded.choice.device}:{loaded.choice.dtype}") as run:
-        if "deletion" in checks:
-            parts["deletion"] = _deletion(run, job, src, loaded, files, sources)
-        if "mprt" in checks:
-            parts["mprt"] = _mprt(run, job, src, loaded, files, targets, sources)
-        seconds = time.monotonic() - t0
-        summary: dict[str, Any] = {"sources": sources, "model": src.model,
-                                   "variant": src.variant, "seconds_total": seconds,
-                                   "code_version": code_version(), **parts}
-        manifest = run.commit(**summary)
+    if src.todo.get("deletion") and "deletion" in job.checks:
+        parts["deletion"] = _deletion(run, job, src, loaded, files, sources)
+    if src.todo.get("mprt") and "mprt" in job.checks:
+        parts["mprt"] = _mprt(run, job, src, loaded, files, targets, sources)
+    return parts
+
+
+def _said(src: _Source, parts: dict[str, dict[str, Any]], seconds: float) -> str:
     said = []
     if "deletion" in parts:
         d = parts["deletion"]
@@ -352,14 +357,76 @@ def _source_run(wh: WarehousePaths, job: FaithfulnessJob, src: _Source, loaded: 
     if "mprt" in parts:
         m = parts["mprt"]
         said.append(f"randomisation cascade of {m['units']} maps ({m['steps']} steps)")
-    message = f"{src.model}/{src.variant}: {'; '.join(said)} in {seconds:.1f}s"
+    return f"{src.model}/{src.variant}: {'; '.join(said)} in {seconds:.1f}s"
+
+
+def _rows(parts: dict[str, dict[str, Any]]) -> dict[str, int]:
+    return {"faithfulness_curves": parts.get("deletion", {}).get("rows", 0),
+            "mprt_similarity": parts.get("mprt", {}).get("rows", 0)}
+
+
+def _source_run(wh: WarehousePaths, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
+                files: dict[str, Path], targets: dict[str, np.ndarray],
+                echo: Callable[[str], None] | None) -> JobResult:
+    """Both checks of one (model, variant) in one run: one commit, one model in memory."""
+    checks = [c for c in CHECKS if c in job.checks and src.todo.get(c)]
+    cfg = _run_config(job, checks, model=src.model, variant=src.variant,
+                      device=loaded.choice.to_dict())
+    t0 = time.monotonic()
+    sources: dict[str, str] = {}
+    with Run(wh, "faithfulness", cfg,
+             device=f"{loaded.choice.device}:{loaded.choice.dtype}") as run:
+        parts = _checks(run, job, src, loaded, files, targets, sources)
+        seconds = time.monotonic() - t0
+        summary: dict[str, Any] = {"sources": sources, "model": src.model,
+                                   "variant": src.variant, "seconds_total": seconds,
+                                   "code_version": code_version(), **parts}
+        manifest = run.commit(**summary)
+    message = _said(src, parts, seconds)
     if echo is not None:
         echo(message)
-    rows = {"faithfulness_curves": parts.get("deletion", {}).get("rows", 0),
-            "mprt_similarity": parts.get("mprt", {}).get("rows", 0)}
     return JobResult(f"faithfulness:{src.model}:{src.variant}", manifest["status"], run.run_id,
-                     new=len(sources), failed=len(run.errors), rows=rows, seconds=seconds,
-                     message=message)
+                     new=len(sources), failed=len(run.errors), rows=_rows(parts),
+                     seconds=seconds, message=message)
+
+
+def _one_run(wh: WarehousePaths, job: FaithfulnessJob, todo: list[_Source],
+             files: dict[str, Path], targets: dict[str, np.ndarray],
+             echo: Callable[[str], None] | None) -> JobResult:
+    """Every (model, variant) in one run and one commit (``job.one_run``): fewer catalog
+    swaps for small jobs; a kill loses the whole invocation. One model in memory."""
+    checks = [c for c in CHECKS if c in job.checks and any(s.todo.get(c) for s in todo)]
+    cfg = _run_config(job, checks, sources=[f"{s.model}/{s.variant}" for s in todo],
+                      device=job.device)
+    t0 = time.monotonic()
+    sources: dict[str, str] = {}
+    per: dict[str, dict[str, dict[str, Any]]] = {}
+    rows = {"faithfulness_curves": 0, "mprt_similarity": 0}
+    with Run(wh, "faithfulness", cfg, device=job.device) as run:
+        for src in todo:
+            try:
+                loaded = _load(wh, job, src)
+            except Exception as exc:
+                if job.strict:
+                    raise
+                run.log_error("faithfulness", f"{src.model}/{src.variant}", exc)
+                continue
+            t1 = time.monotonic()
+            parts = _checks(run, job, src, loaded, files, targets, sources)
+            per[f"{src.model}/{src.variant}"] = parts
+            for k, v in _rows(parts).items():
+                rows[k] += v
+            if echo is not None:
+                echo(_said(src, parts, time.monotonic() - t1))
+            del loaded
+        seconds = time.monotonic() - t0
+        summary: dict[str, Any] = {"sources": sources, "seconds_total": seconds,
+                                   "code_version": code_version(), "per_source": per}
+        manifest = run.commit(**summary)
+    return JobResult("faithfulness", manifest["status"], run.run_id, new=len(sources),
+                     failed=len(run.errors), rows=rows, seconds=seconds,
+                     message=f"{len(per)} model(s) in one run: {rows['faithfulness_curves']} "
+                             f"curves, {rows['mprt_similarity']} randomisation rows")
 
 
 def _write_protocol(run: Run, phash: str, kind: str, proto: dict[str, Any]) -> None:
@@ -409,10 +476,7 @@ def _control_maps(image: Any, grid: tuple[int, int], size: tuple[int, int]
 def _deletion(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
               files: dict[str, Path], sources: dict[str, str]) -> dict[str, Any]:
     """Deletion / insertion curves of the units to do, written to ``run``; its summary."""
-    import torch
-
-    from ssl_wc.faithfulness.deletion import CurveScorer, ImageRequest, random_order, rank_cells
-    from ssl_wc.models.preprocess import preprocess_image
+    from ssl_wc.faithfulness.deletion import CurveScorer
     from ssl_wc.sqlfiles import named_query
 
     proto = job.deletion
@@ -423,16 +487,17 @@ def _deletion(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
     for method, image_id, layer in todo:
         by_image[image_id].add((method, layer))
     embed, prob = _embedder(loaded)
-    device = loaded.choice.torch_device
     t0 = time.monotonic()
     n_maps = 0
     scorer: CurveScorer | None = None
     _write_protocol(run, phash, "deletion", proto.as_dict())
     ids = sorted(by_image)
     con = open_reader(run.wh, udfs=False)
+    progress = _Progress(len(ids), f"{src.model} deletion", enabled=job.progress)
     try:
         for start in range(0, len(ids), IMAGE_BATCH):
             chunk = ids[start:start + IMAGE_BATCH]
+            progress.advance(len(chunk))
             maps = _fused_maps(con, named_query("job_faith_maps"), src, chunk, by_image)
             requests, keys = [], []
             for image_id in chunk:
@@ -446,36 +511,16 @@ def _deletion(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
                         raise
                     run.log_error("faithfulness", image_id, exc)
                     continue
-                arr, _ = preprocess_image(image, loaded.pre)
-                pixels = torch.from_numpy(arr).to(device=device)
-                grid = spec.grid_for(tuple(arr.shape[1:]))
-                k = grid[0] * grid[1]
-                tiebreak = random_order(image_id, k)
-                orders: dict[str, np.ndarray] = {}
-                meta: dict[str, tuple[str, int, str]] = {}
-                for (method, layer, g, rid), values in maps.get(image_id, {}).items():
-                    if g != grid:
-                        run.log_error("faithfulness", f"{image_id} {method}",
-                                      f"map grid {g} differs from the input grid {grid}")
-                        continue
-                    key = f"{method}|{layer}"
-                    orders[key] = rank_cells(values, tiebreak)
-                    meta[key] = (method, layer, rid)
-                wanted = {m for m, _ in by_image[image_id]}
-                if job.controls:
-                    ctrl = _control_maps(image, grid, tuple(arr.shape[1:]))
-                    for c, cmap in ctrl.items():
-                        if f"baseline:{c}" in wanted:
-                            orders[f"baseline:{c}"] = rank_cells(cmap, tiebreak)
-                            meta[f"baseline:{c}"] = (f"baseline:{c}", CONTROL_LAYER,
-                                                     src.fingerprint)
-                randoms = [random_order(image_id, k, t) for t in range(proto.random_orders)]
+                req, meta = _image_request(run, job, src, loaded, image_id, image,
+                                           maps.get(image_id, {}), by_image[image_id])
                 if scorer is None:
-                    scorer = CurveScorer(embed, proto, grid, tuple(arr.shape[1:]),
+                    scorer = CurveScorer(embed, proto, spec.grid_for(tuple(req.pixels.shape[1:])),
+                                         tuple(req.pixels.shape[1:]),
                                          [1.0 / s for s in spec.std],
                                          batch_size=job.batch_size, prob=prob)
-                requests.append(ImageRequest(image_id, pixels, orders, randoms))
-                keys.append((image_id, meta, "baseline:random" in wanted))
+                requests.append(req)
+                keys.append((image_id, meta, ("baseline:random", CONTROL_LAYER)
+                             in by_image[image_id]))
             if not requests or scorer is None:
                 continue
             curves = scorer.score(requests)
@@ -501,6 +546,7 @@ def _deletion(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
                           partition={"model": src.model})
                 n_maps += len(rows)
     finally:
+        progress.close()
         con.close()
     stats = scorer.stats if scorer is not None else None
     return {"protocol_hash": phash, "rows": n_maps, "images": len(ids),
@@ -509,6 +555,41 @@ def _deletion(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
             "road_max_iterations": stats.iterations if stats else 0,
             "road_max_rel_residual": stats.max_rel_residual if stats else 0.0,
             "road_unsolved": stats.unsolved if stats else 0}
+
+
+def _image_request(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
+                   image_id: str, image: Any,
+                   maps: dict[tuple[str, int, tuple[int, int], str], np.ndarray],
+                   wanted: set[tuple[str, int]]) -> tuple[Any, dict[str, tuple[str, int, str]]]:
+    """One image's pixels and the cell order of each map and control to score, with the
+    keys its rows are written under: order key -> (method, layer, source)."""
+    import torch
+
+    from ssl_wc.faithfulness.deletion import ImageRequest, random_order, rank_cells
+    from ssl_wc.models.preprocess import preprocess_image
+
+    arr, _ = preprocess_image(image, loaded.pre)
+    pixels = torch.from_numpy(arr).to(device=loaded.choice.torch_device)
+    size = (int(arr.shape[1]), int(arr.shape[2]))
+    grid = loaded.spec.grid_for(size)
+    k = grid[0] * grid[1]
+    tiebreak = random_order(image_id, k)
+    orders: dict[str, np.ndarray] = {}
+    meta: dict[str, tuple[str, int, str]] = {}
+    for (method, layer, g, rid), values in maps.items():
+        if g != grid:
+            run.log_error("faithfulness", f"{image_id} {method}",
+                          f"map grid {g} differs from the input grid {grid}")
+            continue
+        orders[f"{method}|{layer}"] = rank_cells(values, tiebreak)
+        meta[f"{method}|{layer}"] = (method, layer, rid)
+    if job.controls:
+        for c, cmap in _control_maps(image, grid, size).items():
+            if (f"baseline:{c}", CONTROL_LAYER) in wanted:
+                orders[f"baseline:{c}"] = rank_cells(cmap, tiebreak)
+                meta[f"baseline:{c}"] = (f"baseline:{c}", CONTROL_LAYER, src.fingerprint)
+    randoms = [random_order(image_id, k, t) for t in range(job.deletion.random_orders)]
+    return ImageRequest(image_id, pixels, orders, randoms), meta
 
 
 def _fused_maps(con: Any, sql: str, src: _Source, ids: list[str],
@@ -616,8 +697,11 @@ def _mprt(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
         trained = _extract(loaded, methods, ids, pixels, job.batch_size, layers)
         scorer = _MprtScorer(proto, targets, trained, wanted)
         n_rows = 0
+        progress = _Progress(cascade.num_steps, f"{src.model} randomisation",
+                             enabled=job.progress)
         while cascade.step < cascade.num_steps:
             step = cascade.advance()
+            progress.advance(1)
             randomised = _extract(loaded, methods, ids, pixels, job.batch_size, layers)
             sim, deltas = scorer.rows(src, step, cascade.randomised_from(step), randomised,
                                       phash)
@@ -631,6 +715,7 @@ def _mprt(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
                 run.write("mprt_metric_deltas", pa.Table.from_pylist(deltas),
                           unit_key=units, partition={"model": src.model})
                 n_rows += len(sim)
+        progress.close()
     else:
         n_rows = 0
     done = {_unit(src.model, src.variant, m, i, li, phash): src.units[m][i]

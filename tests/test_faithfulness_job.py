@@ -210,3 +210,80 @@ def test_cli_refuses_bad_input_with_exit_2_and_one_line(scored_wh, args, needle)
     assert out.returncode == 2, out.stderr
     lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_kill_faithfulness(scored_wh, tiny_models, tmp_path):
+    """SIGKILL at random points while a plain-duckdb reader queries the views: the state
+    after each kill is the last committed one, and the final rerun reaches the state of
+    an uninterrupted run."""
+    from tests.test_job_faults import _cycle
+    from tests.test_spine_faults import snapshot
+
+    _, toml = tiny_models
+    ids = ",".join(_ids(scored_wh, 2))
+    args = ["faithfulness", "--models", "siglip-random,dinov2-random", "--methods",
+            "map,cls", "--layers", "-1", "--images", ids, "--steps", "4", "--model-config",
+            str(toml), "--device", "cpu", "--force"]
+    first = subprocess.run([*SSL_WC, "-w", str(scored_wh.root), *args], cwd=ROOT,
+                           env=cli_env(), capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-3000:]
+    n = _count(scored_wh, "SELECT count(*) FROM faithfulness_metrics")
+    m = _count(scored_wh, "SELECT count(*) FROM sanity_checks")
+    assert n == 2 * (1 + 1 + 2 * 4) and m == 2 * (13 + 3)
+    checks = [["curves", "SELECT count(*) FROM faithfulness_metrics", [n]],
+              ["cascade", "SELECT count(*) FROM sanity_checks", [m]],
+              ["no duplicates", "SELECT count(*) - count(DISTINCT (model, method, layer, "
+               "image_id)) FROM faithfulness_metrics", [0]]]
+    views = ["faithfulness_metrics", "sanity_checks", "sanity_metric_deltas"]
+    _cycle(scored_wh, tmp_path, "faithfulness", args, views, checks, kills=4, max_delay=20.0,
+           reference=snapshot(scored_wh.catalog, views))
+
+
+@pytest.fixture(scope="module")
+def variant_wh(tmp_path_factory, annotated_wh_template):
+    """A tiny model, fine-tuned (LoRA, one epoch) and ingested as a variant."""
+    import shutil
+
+    from ingest.attention import AttentionJob, ingest_attention
+    from ingest.finetune import ingest_variant, run_finetune
+    from ssl_wc.models.registry import build_random_model
+    from ssl_wc.paths import WarehousePaths
+
+    root = tmp_path_factory.mktemp("faith_variant") / "wh"
+    shutil.copytree(annotated_wh_template, root)
+    wh = WarehousePaths.of(root)
+    spec = build_random_model("dinov2", wh.artifacts / "tiny", seed=0, grid=3,
+                              hidden_size=32, num_layers=2, num_heads=2)
+    specs = {spec.key: spec}
+    ingest_attention(wh, AttentionJob(models=[spec.key], methods=("cls",), device="cpu",
+                                      features=False, specs=specs, progress=False,
+                                      strict=True))
+    res = run_finetune(wh, spec.key, "lora", lr_backbone=5e-3, specs=specs, strict=True,
+                       epochs=1, batch_size=32, lr_head=5e-2, device="cpu")
+    ingest_variant(wh, res.finetune_id, ("cls",), device="cpu", features=False, specs=specs,
+                   progress=False, strict=True)
+    return wh, specs
+
+
+def test_fine_tuned_variant_gets_class_probability_curves(variant_wh):
+    wh, specs = variant_wh
+    ids = _ids(wh, 2)
+    res = run_faithfulness(wh, _job(specs, variants=["lora"], images=ids))
+    assert res[0].status == "committed", [r.line() for r in res]
+    rows = query_catalog(wh, """
+        SELECT count(*), count(deletion_auc_prob), count(insertion_auc_prob),
+               bool_and(deletion_auc_prob BETWEEN 0 AND 1)
+        FROM faithfulness_metrics WHERE variant = 'lora'""")[0]
+    assert rows[0] == 2 * (2 + 4) and rows[1] == rows[0] and rows[2] == rows[0] and rows[3]
+    assert _count(wh, "SELECT count(*) FROM faithfulness_curves WHERE variant = 'lora' AND "
+                      "score = 'class_prob'") == rows[0] * 2 * 5
+    assert _count(wh, "SELECT count(*) FROM metric_long WHERE variant = 'lora' AND "
+                      "metric = 'deletion_auc_prob'") == 2 * 2
+    # the classifier is randomised with the top of the cascade
+    from ssl_wc.lake.catalog import read_manifests
+
+    summ = next(m for m in read_manifests(wh).manifests
+                if m["kind"] == "faithfulness")["summary"]
+    assert summ["mprt"]["randomisation"]["extra_top"] == ["classifier"]
+    assert summ["deletion"]["forwards"] > 0 and summ["deletion"]["road_unsolved"] == 0

@@ -280,7 +280,7 @@ def _panel_title(df: pl.DataFrame, method: str) -> str:
 # --------------------------------------------------------------------------- image page
 def image_section(model: str, variant: str, method: str, layer: int, image_id: str) -> None:
     """The Image page's faithfulness section for the chosen map (fused mean heads)."""
-    st.subheader("Faithfulness of this map")
+    st.subheader(f"Faithfulness of the mean-fused {method} map at layer {layer}")
     prots = protocols()
     if prots["deletion"] is None and prots["mprt"] is None:
         ui.missing("No faithfulness checks yet", HINT)

@@ -10,8 +10,8 @@ The faithfulness step is kept small (:data:`DEMO_FAITHFULNESS`) and runs right a
 attention step, so the metrics step's per-layer summaries include it: the frozen models
 on the first 2 annotated images, in one run; deletion / insertion with 4 steps for each
 model's default method (``cls``, or ``map`` for SigLIP) at every layer against the
-random-order control; the randomisation cascade for the default method, ``rollout`` and
-``gradcam``. Every model gets all three kinds of numbers (plausibility, deletion /
+random-order control; the randomisation cascade for the default method and
+``rollout``. Every model gets all three kinds of numbers (plausibility, deletion /
 insertion, randomisation). `ssl-wc faithfulness` checks every image, method and variant.
 """
 
@@ -26,7 +26,7 @@ from ssl_wc.paths import WarehousePaths
 DEMO_METHODS = ("cls", "rollout", "mean", "map", "gradcam")
 TINY: dict[str, Any] = {"grid": 8, "hidden_size": 64, "num_layers": 4, "num_heads": 4}
 DEMO_FAITHFULNESS: dict[str, Any] = {"images": 2, "steps": 4, "deletion_methods": ("cls", "map"),
-                                     "methods": ("cls", "map", "rollout", "gradcam")}
+                                     "methods": ("cls", "map", "rollout")}
 
 
 def demo_specs(wh: WarehousePaths) -> dict[str, Any]:

@@ -202,9 +202,9 @@ def plan(wh: WarehousePaths, job: FaithfulnessJob, targets: dict[str, np.ndarray
                         u = _unit(src.model, src.variant, method, image_id, layer, phash)
                         if done[check].get(u) != rid:
                             todo.append((method, image_id, layer))
-            if check == "deletion" and job.controls:
+            if check == "deletion":  # the random order always; the baselines on request
                 for image_id in sorted({i for ims in src.units.values() for i in ims}):
-                    for c in CONTROLS:
+                    for c in CONTROLS if job.controls else CONTROLS[:1]:
                         u = _unit(src.model, src.variant, f"baseline:{c}", image_id,
                                   CONTROL_LAYER, phash)
                         if done[check].get(u) != src.fingerprint:

@@ -108,14 +108,14 @@ def test_incremental_by_layer_and_image_and_force(scored_wh, tiny_models):
     kw = {"models": [SIGLIP], "methods": ["map", "mean"], "checks": ["deletion"]}
     run_faithfulness(scored_wh, _job(specs, layers=[1], images=ids[:2], **kw))
     first = dict(query_catalog(scored_wh, """
-        SELECT image_id || '|' || method || '|' || layer, source_run_id || c.run_id
+        SELECT image_id || '|' || method || '|' || layer, m.source_run_id || c.run_id
         FROM faithfulness_metrics m JOIN _raw_faithfulness_curves c
         USING (model, variant, method, layer, head, image_id, protocol_hash)"""))
     # more layers and one more image: only the new units are computed
     res = run_faithfulness(scored_wh, _job(specs, images=ids, **kw))
     assert res[0].status == "committed"
     after = dict(query_catalog(scored_wh, """
-        SELECT image_id || '|' || method || '|' || layer, source_run_id || c.run_id
+        SELECT image_id || '|' || method || '|' || layer, m.source_run_id || c.run_id
         FROM faithfulness_metrics m JOIN _raw_faithfulness_curves c
         USING (model, variant, method, layer, head, image_id, protocol_hash)"""))
     assert all(after[k] == v for k, v in first.items())  # untouched
@@ -142,6 +142,10 @@ def test_new_attention_run_recomputes_only_its_units(scored_wh, tiny_models):
     kw = {"models": [SIGLIP], "methods": ["map"], "checks": ["deletion"], "images": ids,
           "controls": False}
     run_faithfulness(scored_wh, _job(specs, **kw))
+    # without the baseline controls the random order is still scored (the gains need it)
+    assert query_catalog(scored_wh, "SELECT method, count(*), count(deletion_gain) FROM "
+                                    "faithfulness_metrics GROUP BY method ORDER BY method") \
+        == [("baseline:random", 2, 2), ("map", 2, 2)]
     before = dict(query_catalog(scored_wh, "SELECT image_id, source_run_id FROM "
                                            "faithfulness_metrics WHERE method = 'map'"))
     ingest_attention(scored_wh, AttentionJob(models=[SIGLIP], methods=("map",), specs=specs,
@@ -173,7 +177,7 @@ def test_cascade_per_layer_in_the_views(scored_wh, tiny_models):
         if unchanged:
             assert rho == pytest.approx(1.0) and ss == pytest.approx(1.0)
     moved = query_catalog(scored_wh, """
-        SELECT count(*) FILTER (WHERE randomised <> trained), count(*)
+        SELECT count(*) FILTER (WHERE d.randomised <> d.trained), count(*)
         FROM sanity_metric_deltas d JOIN sanity_checks s
         USING (model, variant, method, layer, head, image_id, protocol_hash, cascade_step)
         WHERE s.unchanged""")[0]

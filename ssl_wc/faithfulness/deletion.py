@@ -43,6 +43,8 @@ from ssl_wc.faithfulness.removal import SolveStats, cell_index, removal_masks, r
 from ssl_wc.metrics.protocol import round_half_up
 
 EmbedFn = Callable[[torch.Tensor], torch.Tensor]
+GPU_IMPUTE_IMAGES = 256
+"""Images imputed together on a GPU (forwards still go in ``batch_size`` batches)."""
 ProbFn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -238,12 +240,15 @@ class CurveScorer:
         """Impute and forward every job in batches; pooled embeddings (and probs)."""
         emb: list[np.ndarray] = []
         probs: list[np.ndarray] = []
-        images = torch.stack([r.pixels for r in requests])  # gathered per batch below
+        images = torch.stack([r.pixels for r in requests])  # gathered per chunk below
         noise = None
         if self.protocol.imputation == "road" and self.protocol.road_noise > 0:
             noise = torch.stack([self._noise(r.image_id, r.pixels) for r in requests])
-        for start in range(0, len(jobs), self.batch_size):
-            chunk = jobs[start:start + self.batch_size]
+        # on a GPU the solver's kernel launches are shared by many images at once
+        chunk_n = self.batch_size if images.device.type == "cpu" else max(
+            self.batch_size, GPU_IMPUTE_IMAGES)
+        for start in range(0, len(jobs), chunk_n):
+            chunk = jobs[start:start + chunk_n]
             which = torch.tensor([j.image for j in chunk], device=images.device)
             x = images.index_select(0, which)
             device = x.device
@@ -261,11 +266,12 @@ class CurveScorer:
                 self.stats.unsolved += st.unsolved
             else:
                 xp = x
-            pooled = self.embed(xp)
-            self.forwards += len(chunk)
-            emb.append(pooled.detach().to("cpu", torch.float64).numpy())
-            if self.prob is not None:
-                probs.append(self.prob(pooled).detach().to("cpu", torch.float64).numpy())
+            for s in range(0, len(chunk), self.batch_size):
+                pooled = self.embed(xp[s:s + self.batch_size])
+                self.forwards += min(self.batch_size, len(chunk) - s)
+                emb.append(pooled.detach().to("cpu", torch.float64).numpy())
+                if self.prob is not None:
+                    probs.append(self.prob(pooled).detach().to("cpu", torch.float64).numpy())
         e = np.concatenate(emb) if emb else np.zeros((0, 0))
         return e, (np.concatenate(probs) if self.prob is not None and probs else None)
 

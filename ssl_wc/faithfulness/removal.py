@@ -66,9 +66,12 @@ class SolveStats:
 
 def neighbour_sum(t: torch.Tensor) -> torch.Tensor:
     """``sum_n w_n t_n`` over the 8 neighbours of every pixel of (N, 1, H, W), pixels
-    outside the image counting 0 (1/6 direct, 1/12 diagonal). The kernel is separable
-    up to its centre: ``([1, 2, 1] x [1, 2, 1] - 4 delta) / 12``, so two 3-tap passes of
-    shifted slices (several times faster on a CPU than a 3x3 ``conv2d``)."""
+    outside the image counting 0 (1/6 direct, 1/12 diagonal).
+
+    The kernel is separable up to its centre, ``([1, 2, 1] x [1, 2, 1] - 4 delta) / 12``:
+    two 3-tap passes of shifted slices, memory-bound elementwise work that is several
+    times faster than a 3x3 ``conv2d`` on a CPU and about 3 times on an H200 (measured).
+    """
     p = F.pad(t, (1, 1, 0, 0))
     h = p[..., :-2] + p[..., 2:]
     h.add_(t, alpha=2.0)
@@ -106,6 +109,7 @@ COARSEST_SIZE = 6
 class _Level:
     unknown: torch.Tensor  # (N, 1, h, w) float, 1 = unknown
     diag: torch.Tensor  # (1, 1, h, w) sum of the in-image neighbour weights
+    step: torch.Tensor  # (N, 1, h, w) Jacobi step: weight * unknown / diag
 
 
 def _apply(e: torch.Tensor, lv: _Level) -> torch.Tensor:
@@ -120,15 +124,19 @@ def _levels(unknown: torch.Tensor) -> list[_Level]:
     while True:
         h, w = u.shape[-2:]
         diag = neighbour_sum(torch.ones(1, 1, h, w, dtype=u.dtype, device=u.device))
-        out.append(_Level(u, diag))
+        out.append(_Level(u, diag, u * (JACOBI_WEIGHT / diag)))
         if min(h, w) <= COARSEST_SIZE:
             return out
         u = -F.max_pool2d(-F.pad(u, (0, w % 2, 0, h % 2)), 2)
 
 
 def _jacobi(e: torch.Tensor, r: torch.Tensor, lv: _Level, sweeps: int) -> torch.Tensor:
+    """Weighted Jacobi sweeps ``e += w (r - A e) / D`` on unknown pixels (fused: four
+    kernels a sweep)."""
     for _ in range(sweeps):
-        e = e + JACOBI_WEIGHT * lv.unknown * (r - _apply(e, lv)) / lv.diag
+        t = neighbour_sum(e)  # r - A e on unknown pixels = r - D e + N(e)
+        t = torch.addcmul(t, lv.diag, e, value=-1.0).add_(r)
+        e = torch.addcmul(e, lv.step, t)
     return e
 
 

@@ -41,7 +41,8 @@ DELETION_CONVENTIONS: dict[str, str] = {
     "road": "noisy linear imputation (Rong et al. 2022): each removed pixel the weighted "
             "mean of its 8 neighbours (1/6 direct, 1/12 diagonal, in-image neighbours only), "
             "solved by multigrid-preconditioned conjugate gradients to road_tol, plus "
-            "N(0, noise^2) in [0, 1] pixel units; "
+            "N(0, noise^2) in [0, 1] pixel units (one noise field per image, seeded by "
+            "sha256 of its id, so every map of the image sees the same noise); "
             "an image with every cell removed becomes the normalisation mean colour + noise",
     "blur": "removed pixels take a Gaussian-blurred copy of the image (sigma blur_sigma_px "
             "at 224 px, scaled with the input size; reflected borders)",

@@ -10,10 +10,11 @@ checks, statistics and the linear probe. Everything is incremental, so running i
 
 The faithfulness step is kept small (:data:`DEMO_FAITHFULNESS`) and runs right after the
 attention step, so the metrics step's per-layer summaries include it: the frozen models
-on the first 2 annotated images, in one run; deletion / insertion with 4 steps for each
-model's default method (``cls``, or ``map`` for SigLIP) at every layer against the
-random-order control; the randomisation cascade for the default method and
-``rollout``. Every model gets all three kinds of numbers (plausibility, deletion /
+on the first 2 annotated images, the ViTs in one run and ResNet-50 in another; deletion /
+insertion with 4 steps for each model's default method (``cls``, ``map`` for SigLIP,
+``gradcam`` for ResNet-50) at every layer against the random-order control; the
+randomisation cascade for the default method and ``rollout`` (ResNet-50: Grad-CAM, over
+its stages). Every model gets all three kinds of numbers (plausibility, deletion /
 insertion, randomisation). `ssl-wc faithfulness` checks every image, method and variant.
 """
 
@@ -30,7 +31,8 @@ from ssl_wc.paths import WarehousePaths
 
 DEMO_METHODS = ("cls", "rollout", "mean", "map", "gradcam")
 DEMO_FAITHFULNESS: dict[str, Any] = {"images": 2, "steps": 4, "deletion_methods": ("cls", "map"),
-                                     "methods": ("cls", "map", "rollout")}
+                                     "methods": ("cls", "map", "rollout"),
+                                     "cnn_methods": ("gradcam",)}
 
 
 def demo_inputs(wh: WarehousePaths, data: Path, *, n_annotated: int = 32,
@@ -95,16 +97,24 @@ def build_demo(wh: WarehousePaths, *, echo: Callable[[str], None] = print,
 
 def demo_faithfulness(wh: WarehousePaths, specs: dict[str, Any]) -> list[JobResult]:
     """Deletion / insertion and the randomisation cascade of the frozen models on a few
-    images (see the module docstring); the metrics step summarises them."""
+    images (see the module docstring); the metrics step summarises them. The ViTs in one
+    run, the CNNs (Grad-CAM, their only map) in another."""
     from ingest.faithfulness import FaithfulnessJob, run_faithfulness
     from ssl_wc.faithfulness.protocol import DeletionProtocol
     from ssl_wc.warehouse import read_named
 
     ids = sorted(read_named(wh, "job_annotated_images")["image_id"].to_list())
-    return run_faithfulness(wh, FaithfulnessJob(
-        images=ids[:DEMO_FAITHFULNESS["images"]], variants=["frozen"],
-        methods=DEMO_FAITHFULNESS["methods"],
-        deletion_methods=DEMO_FAITHFULNESS["deletion_methods"],
-        deletion=DeletionProtocol(steps=DEMO_FAITHFULNESS["steps"]), controls=False,
-        specs=specs, device="cpu", batch_size=64, progress=False, one_run=True,
-        summaries=False))
+    cnns = sorted(k for k, s in specs.items() if s.kind == "cnn")
+    vits = sorted(k for k in specs if k not in cnns)
+    results: list[JobResult] = []
+    for models, methods, deletion_methods in (
+            (vits, DEMO_FAITHFULNESS["methods"], DEMO_FAITHFULNESS["deletion_methods"]),
+            (cnns, DEMO_FAITHFULNESS["cnn_methods"], DEMO_FAITHFULNESS["cnn_methods"])):
+        if models:
+            results += run_faithfulness(wh, FaithfulnessJob(
+                models=models, images=ids[:DEMO_FAITHFULNESS["images"]], variants=["frozen"],
+                methods=methods, deletion_methods=deletion_methods,
+                deletion=DeletionProtocol(steps=DEMO_FAITHFULNESS["steps"]), controls=False,
+                specs=specs, device="cpu", batch_size=64, progress=False, one_run=True,
+                summaries=False))
+    return results

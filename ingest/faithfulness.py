@@ -247,7 +247,25 @@ def _load(wh: WarehousePaths, job: FaithfulnessJob, src: _Source) -> _Loaded:
     else:
         spec = resolve_model_spec(wh, src.model, job.specs or None, job.model_config)
         model = load_model(spec, choice).model
+    if "mprt" in job.checks and src.todo.get("mprt"):
+        from ssl_wc.faithfulness.randomisation import cascade_parts
+
+        cascade_parts(model, spec)  # an architecture without blocks is refused here
     return _Loaded(spec, model, classifier, choice, PreprocessConfig.from_spec(spec))
+
+
+def _skipped(src: _Source, exc: BaseException) -> str:
+    """The line that says why a (model, variant) was skipped."""
+    return f"{src.model}/{src.variant}: skipped, {type(exc).__name__}: {exc}"
+
+
+def _failed(src: _Source, run_id: str, exc: BaseException,
+            echo: Callable[[str], None] | None) -> JobResult:
+    """A (model, variant) the checks could not serve: its reason, printed and returned."""
+    if echo is not None:
+        echo(_skipped(src, exc))
+    return JobResult(f"faithfulness:{src.model}:{src.variant}", "failed", run_id, failed=1,
+                     message=_skipped(src, exc))
 
 
 def _images(wh: WarehousePaths) -> dict[str, Path]:
@@ -302,6 +320,8 @@ def run_faithfulness(wh: WarehousePaths, job: FaithfulnessJob,
     if job.one_run and todo:
         results.append(_one_run(wh, job, todo, files, targets, echo))
     for src in todo if not job.one_run else []:
+        # a model the checks cannot serve is skipped with its reason; the others go on
+        # (a failed run commits nothing)
         try:
             loaded = _load(wh, job, src)
         except Exception as exc:
@@ -310,9 +330,7 @@ def run_faithfulness(wh: WarehousePaths, job: FaithfulnessJob,
             run = Run(wh, "faithfulness", {"model": src.model, "variant": src.variant}).start()
             run.log_error("faithfulness", f"{src.model}/{src.variant}", exc)
             run.fail(exc)
-            results.append(JobResult(f"faithfulness:{src.model}:{src.variant}", "failed",
-                                     run.run_id, failed=1,
-                                     message=f"{type(exc).__name__}: {exc}"))
+            results.append(_failed(src, run.run_id, exc, echo))
             continue
         results.append(_source_run(wh, job, src, loaded, files, targets, echo))
         del loaded
@@ -376,7 +394,13 @@ def _source_run(wh: WarehousePaths, job: FaithfulnessJob, src: _Source, loaded: 
     sources: dict[str, str] = {}
     with Run(wh, "faithfulness", cfg,
              device=f"{loaded.choice.device}:{loaded.choice.dtype}") as run:
-        parts = _checks(run, job, src, loaded, files, targets, sources)
+        try:
+            parts = _checks(run, job, src, loaded, files, targets, sources)
+        except Exception as exc:  # the run fails (nothing of it is committed)
+            if job.strict:
+                raise
+            run.fail(exc)
+            return _failed(src, run.run_id, exc, echo)
         seconds = time.monotonic() - t0
         summary: dict[str, Any] = {"sources": sources, "model": src.model,
                                    "variant": src.variant, "seconds_total": seconds,
@@ -404,15 +428,21 @@ def _one_run(wh: WarehousePaths, job: FaithfulnessJob, todo: list[_Source],
     rows = {"faithfulness_curves": 0, "mprt_similarity": 0}
     with Run(wh, "faithfulness", cfg, device=job.device) as run:
         for src in todo:
+            t1 = time.monotonic()
+            done: dict[str, str] = {}
             try:
                 loaded = _load(wh, job, src)
+                parts = _checks(run, job, src, loaded, files, targets, done)
             except Exception as exc:
+                # skipped with its reason; rows it wrote stay unrecorded as done, so the
+                # next run redoes (and supersedes) them
                 if job.strict:
                     raise
                 run.log_error("faithfulness", f"{src.model}/{src.variant}", exc)
+                if echo is not None:
+                    echo(_skipped(src, exc))
                 continue
-            t1 = time.monotonic()
-            parts = _checks(run, job, src, loaded, files, targets, sources)
+            sources.update(done)
             per[f"{src.model}/{src.variant}"] = parts
             for k, v in _rows(parts).items():
                 rows[k] += v
@@ -461,35 +491,83 @@ def _embedder(loaded: _Loaded) -> tuple[Callable[[Any], Any], Callable[[Any], An
 
 
 # --------------------------------------------------------------------------- deletion
-def _control_maps(image: Any, grid: tuple[int, int], size: tuple[int, int]
-                  ) -> dict[str, np.ndarray]:
-    """Baseline maps averaged into the cells of ``grid`` (the random control is an order)."""
+def _map_grid(spec: Any, size: tuple[int, int], layer: int | None = None) -> tuple[int, int]:
+    """The grid of a map for a model input of ``size`` (H, W): a ViT's patch grid (a
+    NaFlex model's own grid for this image); a CNN's grid at 0-based stage ``layer``
+    (default: the last stage, the Grad-CAM layer)."""
+    from ssl_wc.models.spec import CnnSpec
+
+    if isinstance(spec, CnnSpec):
+        return spec.grid_for(size, -1 if layer is None or layer < 0 else layer)
+    return spec.grid_for(size)  # type: ignore[no-any-return]
+
+
+def _control_maps(image: Any, frame: tuple[float, float, float, float],
+                  grid: tuple[int, int], size: tuple[int, int]) -> dict[str, np.ndarray]:
+    """Baseline maps of the part of the image the model sees (``frame``: the whole image,
+    or a checkpoint's centre crop) averaged into the cells of ``grid`` (the random
+    control is an order)."""
     from ssl_wc.faithfulness.deletion import cell_means
     from ssl_wc.metrics import baselines as bl
+    from ssl_wc.metrics.frames import is_full
 
+    if not is_full(frame):
+        w, h = image.size
+        left, top, right, bottom = frame
+        image = image.crop((round(left * w), round(top * h), round(right * w),
+                            round(bottom * h)))
     gray = np.asarray(image.convert("L"), dtype=np.float64) / 255.0
     return {"center_gaussian": cell_means(bl.center_gaussian(size), grid),
             "saliency_prior": cell_means(bl.saliency_prior(size), grid),
             "sobel_edges": cell_means(bl.sobel_edges(gray, size), grid)}
 
 
+@dataclass
+class _Scorers:
+    """One :class:`CurveScorer` per (map grid, model input size): a NaFlex model's images
+    differ in both, a CNN's stages in grid; each scores only same-shaped requests."""
+
+    embed: Callable[[Any], Any]
+    prob: Callable[[Any], Any] | None
+    job: FaithfulnessJob
+    std: Sequence[float]
+    by_shape: dict[tuple[tuple[int, int], tuple[int, int]], Any] = field(default_factory=dict)
+
+    def get(self, grid: tuple[int, int], size: tuple[int, int]) -> Any:
+        from ssl_wc.faithfulness.deletion import CurveScorer
+
+        key = (grid, size)
+        if key not in self.by_shape:
+            self.by_shape[key] = CurveScorer(self.embed, self.job.deletion, grid, size,
+                                             [1.0 / s for s in self.std],
+                                             batch_size=self.job.batch_size, prob=self.prob)
+        return self.by_shape[key]
+
+    def summary(self) -> dict[str, Any]:
+        sc = list(self.by_shape.values())
+        return {"forwards": sum(s.forwards for s in sc),
+                "road_max_iterations": max((s.stats.iterations for s in sc), default=0),
+                "road_max_rel_residual": max((s.stats.max_rel_residual for s in sc),
+                                             default=0.0),
+                "road_unsolved": sum(s.stats.unsolved for s in sc),
+                "grids": sorted({f"{g[0]}x{g[1]}@{h}x{w}" for g, (h, w) in self.by_shape})}
+
+
 def _deletion(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
               files: dict[str, Path], sources: dict[str, str]) -> dict[str, Any]:
     """Deletion / insertion curves of the units to do, written to ``run``; its summary."""
-    from ssl_wc.faithfulness.deletion import CurveScorer
     from ssl_wc.sqlfiles import named_query
 
     proto = job.deletion
     phash = proto.hash()
-    spec = loaded.spec
     todo = src.todo["deletion"]
     by_image: dict[str, set[tuple[str, int]]] = defaultdict(set)
     for method, image_id, layer in todo:
         by_image[image_id].add((method, layer))
     embed, prob = _embedder(loaded)
+    scorers = _Scorers(embed, prob, job, loaded.spec.std)
     t0 = time.monotonic()
     n_maps = 0
-    scorer: CurveScorer | None = None
     _write_protocol(run, phash, "deletion", proto.as_dict())
     ids = sorted(by_image)
     con = open_reader(run.wh, udfs=False)
@@ -499,7 +577,10 @@ def _deletion(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
             chunk = ids[start:start + IMAGE_BATCH]
             progress.advance(len(chunk))
             maps = _fused_maps(con, named_query("job_faith_maps"), src, chunk, by_image)
-            requests, keys = [], []
+            # same-shaped requests are scored together (one batch of forwards)
+            groups: dict[tuple[tuple[int, int], tuple[int, int]], list[Any]] = \
+                defaultdict(list)
+            meta: dict[str, dict[str, tuple[str, int, str, int]]] = {}
             for image_id in chunk:
                 path = files.get(image_id)
                 try:
@@ -511,33 +592,28 @@ def _deletion(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
                         raise
                     run.log_error("faithfulness", image_id, exc)
                     continue
-                req, meta = _image_request(run, job, src, loaded, image_id, image,
-                                           maps.get(image_id, {}), by_image[image_id])
-                if scorer is None:
-                    scorer = CurveScorer(embed, proto, spec.grid_for(tuple(req.pixels.shape[1:])),
-                                         tuple(req.pixels.shape[1:]),
-                                         [1.0 / s for s in spec.std],
-                                         batch_size=job.batch_size, prob=prob)
-                requests.append(req)
-                keys.append((image_id, meta, ("baseline:random", CONTROL_LAYER)
-                             in by_image[image_id]))
-            if not requests or scorer is None:
-                continue
-            curves = scorer.score(requests)
+                shaped, meta[image_id] = _image_requests(run, job, src, loaded, image_id,
+                                                         image, maps.get(image_id, {}),
+                                                         by_image[image_id])
+                for shape, req in shaped:
+                    groups[shape].append(req)
+            curves: dict[str, dict[str, Any]] = defaultdict(dict)
+            for (grid, size), reqs in groups.items():
+                for req, res in zip(reqs, scorers.get(grid, size).score(reqs), strict=True):
+                    curves[req.image_id].update(res)
             rows: list[dict[str, Any]] = []
-            for (image_id, meta, want_random), res in zip(keys, curves, strict=True):
-                for key, (method, layer, rid) in meta.items():
-                    rows.append(_curve_row(src, method, layer, image_id, phash, rid,
-                                           res[key], scorer.n_cells))
+            for image_id, keys in meta.items():
+                res = curves[image_id]
+                for key, (method, layer, rid, n_cells) in keys.items():
+                    if key == "baseline:random":
+                        c = _mean_curves([res[f"random:{t}"]
+                                          for t in range(proto.random_orders)])
+                    else:
+                        c = res[key]
+                    rows.append(_curve_row(src, method, layer, image_id, phash, rid, c,
+                                           n_cells))
                     sources[_unit(src.model, src.variant, method, image_id, layer,
                                   phash)] = rid
-                if want_random:
-                    rnd = _mean_curves([res[f"random:{t}"]
-                                        for t in range(proto.random_orders)])
-                    rows.append(_curve_row(src, "baseline:random", CONTROL_LAYER, image_id,
-                                           phash, src.fingerprint, rnd, scorer.n_cells))
-                    sources[_unit(src.model, src.variant, "baseline:random", image_id,
-                                  CONTROL_LAYER, phash)] = src.fingerprint
             if rows:
                 table = pa.Table.from_pylist(rows)
                 units = [_unit(src.model, src.variant, r["method"], r["image_id"],
@@ -548,48 +624,58 @@ def _deletion(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
     finally:
         progress.close()
         con.close()
-    stats = scorer.stats if scorer is not None else None
     return {"protocol_hash": phash, "rows": n_maps, "images": len(ids),
-            "forwards": scorer.forwards if scorer else 0,
-            "seconds": time.monotonic() - t0,
-            "road_max_iterations": stats.iterations if stats else 0,
-            "road_max_rel_residual": stats.max_rel_residual if stats else 0.0,
-            "road_unsolved": stats.unsolved if stats else 0}
+            "seconds": time.monotonic() - t0, **scorers.summary()}
 
 
-def _image_request(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
-                   image_id: str, image: Any,
-                   maps: dict[tuple[str, int, tuple[int, int], str], np.ndarray],
-                   wanted: set[tuple[str, int]]) -> tuple[Any, dict[str, tuple[str, int, str]]]:
-    """One image's pixels and the cell order of each map and control to score, with the
-    keys its rows are written under: order key -> (method, layer, source)."""
+def _image_requests(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
+                    image_id: str, image: Any,
+                    maps: dict[tuple[str, int, tuple[int, int], str], np.ndarray],
+                    wanted: set[tuple[str, int]]
+                    ) -> tuple[list[tuple[tuple[tuple[int, int], tuple[int, int]], Any]],
+                               dict[str, tuple[str, int, str, int]]]:
+    """One image's requests, one per map grid, each with its (grid, input size) and the
+    cell orders of the maps on that grid (the controls and random orders on the model's
+    map grid), and the rows they give: order key -> (method, layer, source, cells).
+
+    The pixels are the model input exactly as ``ingest attention`` makes it (the same
+    preprocessing: a NaFlex model's aspect-kept size, a CNN's centre crop), so each map's
+    cells are the input regions its own values describe."""
     import torch
 
     from ssl_wc.faithfulness.deletion import ImageRequest, random_order, rank_cells
     from ssl_wc.models.preprocess import preprocess_image
 
-    arr, _ = preprocess_image(image, loaded.pre)
+    arr, transform = preprocess_image(image, loaded.pre)
     pixels = torch.from_numpy(arr).to(device=loaded.choice.torch_device)
     size = (int(arr.shape[1]), int(arr.shape[2]))
-    grid = loaded.spec.grid_for(size)
-    k = grid[0] * grid[1]
-    tiebreak = random_order(image_id, k)
-    orders: dict[str, np.ndarray] = {}
-    meta: dict[str, tuple[str, int, str]] = {}
+    grid = _map_grid(loaded.spec, size)
+    orders: dict[tuple[int, int], dict[str, np.ndarray]] = defaultdict(dict)
+    meta: dict[str, tuple[str, int, str, int]] = {}
     for (method, layer, g, rid), values in maps.items():
-        if g != grid:
-            run.log_error("faithfulness", f"{image_id} {method}",
-                          f"map grid {g} differs from the input grid {grid}")
+        want = _map_grid(loaded.spec, size, layer)
+        if g != want:
+            run.log_error("faithfulness", f"{image_id} {method} layer {layer}",
+                          f"map grid {g} differs from the model's grid {want} for its "
+                          f"{size[0]}x{size[1]} input")
             continue
-        orders[f"{method}|{layer}"] = rank_cells(values, tiebreak)
-        meta[f"{method}|{layer}"] = (method, layer, rid)
+        orders[g][f"{method}|{layer}"] = rank_cells(values, random_order(image_id, g[0] * g[1]))
+        meta[f"{method}|{layer}"] = (method, layer, rid, g[0] * g[1])
+    k = grid[0] * grid[1]
     if job.controls:
-        for c, cmap in _control_maps(image, grid, size).items():
+        tiebreak = random_order(image_id, k)
+        for c, cmap in _control_maps(image, transform.frame, grid, size).items():
             if (f"baseline:{c}", CONTROL_LAYER) in wanted:
-                orders[f"baseline:{c}"] = rank_cells(cmap, tiebreak)
-                meta[f"baseline:{c}"] = (f"baseline:{c}", CONTROL_LAYER, src.fingerprint)
-    randoms = [random_order(image_id, k, t) for t in range(job.deletion.random_orders)]
-    return ImageRequest(image_id, pixels, orders, randoms), meta
+                orders[grid][f"baseline:{c}"] = rank_cells(cmap, tiebreak)
+                meta[f"baseline:{c}"] = (f"baseline:{c}", CONTROL_LAYER, src.fingerprint, k)
+    randoms: list[np.ndarray] = []
+    if ("baseline:random", CONTROL_LAYER) in wanted:
+        randoms = [random_order(image_id, k, t) for t in range(job.deletion.random_orders)]
+        meta["baseline:random"] = ("baseline:random", CONTROL_LAYER, src.fingerprint, k)
+        orders.setdefault(grid, {})
+    reqs = [((g, size), ImageRequest(image_id, pixels, o, randoms if g == grid else []))
+            for g, o in orders.items()]
+    return reqs, meta
 
 
 def _fused_maps(con: Any, sql: str, src: _Source, ids: list[str],
@@ -646,12 +732,15 @@ def _mprt(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
     import torch
 
     from ingest.attention import methods_for
+    from ingest.metrics import framed_targets
     from ssl_wc.faithfulness.randomisation import (
         CascadeRandomiser,
+        cascade_parts,
         init_std,
         parameter_stages,
+        probe_forward,
     )
-    from ssl_wc.models.extract import block_modules, forward_kwargs, unwrap_model
+    from ssl_wc.metrics.frames import is_full
     from ssl_wc.models.preprocess import preprocess_image
 
     proto = job.randomisation
@@ -662,40 +751,37 @@ def _mprt(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
     ids = sorted({i for _, i, _ in todo})
     layers = sorted({li for _, _, li in todo})
     t0 = time.monotonic()
-    device = loaded.choice.torch_device
     described: dict[str, Any] = {}
     _write_protocol(run, phash, "mprt", proto.as_dict())
     pixels: dict[str, np.ndarray] = {}
+    boxes: dict[str, np.ndarray] = {}  # the union target, carried into the map's frame
     for image_id in ids:
         path = files.get(image_id)
         try:
             if path is None:
                 raise FileNotFoundError(f"{image_id}: no image file ingested")
-            pixels[image_id], _ = preprocess_image(_read_image(path), loaded.pre)
+            pixels[image_id], transform = preprocess_image(_read_image(path), loaded.pre)
         except (OSError, ValueError) as exc:
             if job.strict:
                 raise
             run.log_error("faithfulness", image_id, exc)
+            continue
+        frame = transform.frame
+        boxes[image_id] = targets[image_id] if is_full(frame) else \
+            framed_targets(targets[image_id], frame)[1][0]
     ids = [i for i in ids if i in pixels]
     wanted = set(todo)
-    backbone = unwrap_model(loaded.model, spec.architecture)
-    blocks = block_modules(backbone)
+    root, blocks = cascade_parts(loaded.model, spec)
     if ids:
-        probe = torch.from_numpy(pixels[ids[0]][None]).to(device)
-        gh, gw = spec.grid_for(tuple(probe.shape[2:]))
-
-        def forward_once() -> Any:
-            return backbone(pixel_values=probe.to(next(backbone.parameters()).dtype),
-                            **forward_kwargs(backbone, gh * gw, 1))
-
-        stages = parameter_stages(backbone, blocks, forward_once)
+        probe = torch.from_numpy(pixels[ids[0]][None])
+        stages = parameter_stages(root, blocks, probe_forward(root, spec, probe))
         extra = [("classifier", loaded.classifier)] if loaded.classifier is not None \
             else []
-        cascade = CascadeRandomiser(backbone, stages, seed=proto.seed,
-                                    std=init_std(backbone), extra_top=extra)
+        cascade = CascadeRandomiser(root, stages, seed=proto.seed, std=init_std(root),
+                                    extra_top=extra)
         described = cascade.describe()
         trained = _extract(loaded, methods, ids, pixels, job.batch_size, layers)
-        scorer = _MprtScorer(proto, targets, trained, wanted)
+        scorer = _MprtScorer(proto, boxes, trained, wanted)
         n_rows = 0
         progress = _Progress(cascade.num_steps, f"{src.model} randomisation",
                              enabled=job.progress)
@@ -729,62 +815,86 @@ def _mprt(run: Run, job: FaithfulnessJob, src: _Source, loaded: _Loaded,
 def _extract(loaded: _Loaded, methods: list[str], ids: list[str],
              pixels: dict[str, np.ndarray], batch_size: int,
              layers: list[int]) -> dict[tuple[str, str, int], np.ndarray]:
-    """(image, method, layer) -> mean-fused map, extracted as `ingest attention` does."""
+    """(image, method, layer) -> mean-fused map on its own grid, extracted as `ingest
+    attention` does (batches of one input size: a NaFlex model's images differ)."""
     import torch
 
     from ssl_wc.models.extract import extract_batch
 
     out: dict[tuple[str, str, int], np.ndarray] = {}
     layers1 = [li + 1 for li in layers]
-    for start in range(0, len(ids), batch_size):
-        chunk = ids[start:start + batch_size]
-        x = torch.from_numpy(np.stack([pixels[i] for i in chunk]))
-        res = extract_batch(loaded.model, loaded.spec, x, methods=methods, layers=layers1,
-                            heads=None, fuse=("mean",), features=False,
-                            classifier=loaded.classifier)
-        mb = res.maps.select(head=FUSED_HEAD)
-        grids = mb.maps()
-        for r in range(len(mb)):
-            if int(mb.layer[r]) - 1 not in layers:
-                continue
-            out[(chunk[int(mb.image[r])], str(mb.method[r]), int(mb.layer[r]) - 1)] = \
-                grids[r].astype(np.float64)
+    by_size: dict[tuple[int, ...], list[str]] = defaultdict(list)
+    for i in ids:
+        by_size[tuple(pixels[i].shape)].append(i)
+    for same in by_size.values():
+        for start in range(0, len(same), batch_size):
+            chunk = same[start:start + batch_size]
+            x = torch.from_numpy(np.stack([pixels[i] for i in chunk]))
+            res = extract_batch(loaded.model, loaded.spec, x, methods=methods,
+                                layers=layers1, heads=None, fuse=("mean",), features=False,
+                                classifier=loaded.classifier)
+            for batch in res.all_maps():
+                mb = batch.select(head=FUSED_HEAD)
+                grids = mb.maps()
+                for r in range(len(mb)):
+                    if int(mb.layer[r]) - 1 not in layers:
+                        continue
+                    key = (chunk[int(mb.image[r])], str(mb.method[r]), int(mb.layer[r]) - 1)
+                    out[key] = grids[r].astype(np.float64)
     return out
 
 
 class _MprtScorer:
-    """Similarity and plausibility rows of one cascade step against the trained maps."""
+    """Similarity and plausibility rows of one cascade step against the trained maps.
+    Maps of one grid are scored together (a NaFlex model's grids differ by image, a CNN's
+    by stage); ``boxes``: each image's union target in its maps' frame."""
 
-    def __init__(self, proto: RandomisationProtocol, targets: dict[str, np.ndarray],
+    def __init__(self, proto: RandomisationProtocol, boxes: dict[str, np.ndarray],
                  trained: dict[tuple[str, str, int], np.ndarray],
                  wanted: set[tuple[str, str, int]]) -> None:
         from ssl_wc.faithfulness.similarity import histogram_entropy
         from ssl_wc.metrics.catalogue import metric_catalogue
 
         self.proto = proto
-        self.targets = targets
+        self.boxes = boxes
         self.keys = sorted(k for k in trained if (k[1], k[0], k[2]) in wanted)
-        self.trained = np.stack([trained[k] for k in self.keys]) if self.keys else None
-        cat = metric_catalogue(proto.metrics)
-        self.cat = cat
-        self.h_trained = histogram_entropy(self.trained, proto.hist_bins) \
-            if self.trained is not None else np.zeros(0)
-        self.trained_scores = self._score(self.trained) if self.trained is not None else {}
+        self.trained = [trained[k] for k in self.keys]
+        groups: dict[tuple[int, ...], list[int]] = defaultdict(list)
+        for n, m in enumerate(self.trained):
+            groups[m.shape].append(n)
+        self.groups = [np.asarray(g) for g in groups.values()]
+        self.cat = metric_catalogue(proto.metrics)
+        self.h_trained = self._per_map(self.trained,
+                                       lambda m, _: histogram_entropy(m, proto.hist_bins))
+        self.trained_scores = self._score(self.trained)
 
-    def _score(self, maps: np.ndarray) -> dict[tuple[str, int | None], np.ndarray]:
+    def _per_map(self, maps: list[np.ndarray],
+                 fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> np.ndarray:
+        """``fn(stacked maps, their indices)`` per grid, back in key order."""
+        out = np.full(len(maps), np.nan)
+        for idx in self.groups:
+            out[idx] = fn(np.stack([maps[i] for i in idx]), idx)
+        return out
+
+    def _score(self, maps: list[np.ndarray]) -> dict[tuple[str, int | None], np.ndarray]:
         """Every non-informational plausibility metric of each map (union target)."""
         from ssl_wc.metrics.kernels import score_maps
 
-        boxes = [self.targets[k[0]] for k in self.keys]
-        tf, pct = score_maps(maps, boxes, self.proto.metrics)
         out: dict[tuple[str, int | None], np.ndarray] = {}
-        for col, vals in tf.items():
-            if col in self.cat and self.cat[col].direction != "info":
-                out[(col, None)] = vals
-        for col, vals in pct.items():
-            if col in self.cat and self.cat[col].direction != "info":
-                for j, p in enumerate(self.proto.metrics.percentiles):
-                    out[(col, int(p))] = vals[:, j]
+        for idx in self.groups:
+            tf, pct = score_maps(np.stack([maps[i] for i in idx]),
+                                 [self.boxes[self.keys[i][0]] for i in idx],
+                                 self.proto.metrics)
+            cols: list[tuple[tuple[str, int | None], np.ndarray]] = []
+            for col, vals in tf.items():
+                if col in self.cat and self.cat[col].direction != "info":
+                    cols.append(((col, None), vals))
+            for col, vals in pct.items():
+                if col in self.cat and self.cat[col].direction != "info":
+                    for j, p in enumerate(self.proto.metrics.percentiles):
+                        cols.append(((col, int(p)), vals[:, j]))
+            for key, vals in cols:
+                out.setdefault(key, np.full(len(maps), np.nan))[idx] = vals
         return out
 
     def rows(self, src: _Source, step: int, randomised_from: int,
@@ -794,16 +904,23 @@ class _MprtScorer:
         from ssl_wc.faithfulness.similarity import histogram_entropy, spearman_rows, ssim
         from ssl_wc.metrics.heatmap import heatmap
 
-        if self.trained is None:
+        if not self.keys:
             return [], []
-        rand = np.stack([randomised[k] for k in self.keys])
-        rho = spearman_rows(self.trained, rand)
-        h, w = (int(v) for v in self.proto.metrics.eval_size)
-        size = (h, w)
-        ss = np.concatenate([ssim(heatmap(self.trained[i:i + 64], size),
-                                  heatmap(rand[i:i + 64], size))
-                             for i in range(0, len(rand), 64)])
-        ent = histogram_entropy(rand, self.proto.hist_bins)
+        rand = [randomised[k] for k in self.keys]
+        trained = self.trained
+        size = tuple(int(v) for v in self.proto.metrics.eval_size)
+
+        def rho(m: np.ndarray, idx: np.ndarray) -> np.ndarray:
+            return spearman_rows(np.stack([trained[i] for i in idx]), m)
+
+        def ss(m: np.ndarray, idx: np.ndarray) -> np.ndarray:
+            t = np.stack([trained[i] for i in idx])
+            return np.concatenate([ssim(heatmap(t[i:i + 64], size),  # type: ignore[arg-type]
+                                        heatmap(m[i:i + 64], size))  # type: ignore[arg-type]
+                                   for i in range(0, len(m), 64)])
+
+        r, s = self._per_map(rand, rho), self._per_map(rand, ss)
+        ent = self._per_map(rand, lambda m, _: histogram_entropy(m, self.proto.hist_bins))
         scores = self._score(rand)
         sim, deltas = [], []
         for n, (image_id, method, layer) in enumerate(self.keys):
@@ -813,8 +930,8 @@ class _MprtScorer:
             sim.append({**base, "source_run_id": src.units[method][image_id],
                         "cascade_step": step, "randomised_from": randomised_from,
                         "depends": map_depends(method, layer, randomised_from),
-                        "unchanged": bool(np.array_equal(self.trained[n], rand[n])),
-                        "spearman": _f(rho[n]), "ssim": _f(ss[n]), "hist_entropy": _f(ent[n]),
+                        "unchanged": bool(np.array_equal(trained[n], rand[n])),
+                        "spearman": _f(r[n]), "ssim": _f(s[n]), "hist_entropy": _f(ent[n]),
                         "hist_entropy_trained": _f(self.h_trained[n])})
             for (metric, pct), vals in scores.items():
                 deltas.append({**base, "cascade_step": step, "metric": metric,

@@ -52,9 +52,11 @@ DELETION_CONVENTIONS: dict[str, str] = {
 RANDOMISATION_CONVENTIONS: dict[str, str] = {
     "cascade": "top-down (Adebayo et al. 2018): step k re-initialises the post-block modules "
                "(final norm, pooling head, classifier) and the top k blocks; step L + 1 "
-               "also the embeddings, i.e. every parameter",
-    "reinit": "modules with reset_parameters (Linear, LayerNorm, Conv) use it (PyTorch's "
-              "default initialisation, as Quantus MPRT); every other parameter is drawn "
+               "also the embeddings, i.e. every parameter; a CNN's blocks are its stages "
+               "and its ImageNet classifier (the Grad-CAM target) is a post-block module",
+    "reinit": "modules with reset_parameters (Linear, LayerNorm, Conv, BatchNorm with its "
+              "running statistics) use it (PyTorch's default initialisation, as Quantus "
+              "MPRT); every other parameter is drawn "
               "from N(0, initializer_range^2) (0.02 when the config has none)",
     "seeding": "each parameter's values depend only on (seed, its qualified name), computed "
                "on the CPU in float32, so a block keeps the same random weights at every "

@@ -12,19 +12,25 @@ and ``unused`` (modules that never run). The cascade, for a model of L blocks:
 - step L + 1: every parameter (``embed`` and ``unused`` too): the fully random model.
 
 Re-initialisation (:data:`RANDOMISATION_CONVENTIONS` in ``protocol``): a module with
-``reset_parameters`` (Linear, LayerNorm, Conv, Embedding) is reset by it, as Quantus's
-MPRT does; any other parameter is drawn from N(0, std^2) with std the config's
-``initializer_range`` (else 0.02). The random values of a module depend only on (seed,
-the module's qualified name): each is computed on the CPU in float32 under its own
-seed, then copied to the model's device and dtype, so a block keeps the same random
-weights at every later step and on every device.
+``reset_parameters`` (Linear, LayerNorm, Conv, Embedding, BatchNorm with its running
+statistics) is reset by it, as Quantus's MPRT does; any other parameter is drawn from
+N(0, std^2) with std the config's ``initializer_range`` (else 0.02). The random values
+of a module depend only on (seed, the module's qualified name): each is computed on the
+CPU in float32 under its own seed, then copied to the model's device and dtype, so a
+block keeps the same random weights at every later step and on every device.
 
 A map at layer l made from the attention inside block l (``cls``, ``mean``, ``rollout``)
 depends only on blocks <= l and the embeddings, so it is unchanged until the cascade
-reaches block l (:func:`map_depends`); Grad-CAM and the MAP-head map depend on the top.
+reaches block l (:func:`map_depends`). Grad-CAM at layer l weights the activations
+entering (ViT) or leaving (CNN) block l by gradients that flow back from the pooled
+output through the top (and a CNN's classifier), so it depends on the randomised part
+from step 1 on, as does the MAP-head map.
+
+A CNN (ResNet-50, Grad-CAM per stage) runs the same cascade over its stages, with its
+ImageNet classifier (the Grad-CAM target) in ``top`` (:func:`cascade_parts`).
 
 Public: :class:`Stages`, :func:`parameter_stages`, :class:`CascadeRandomiser`,
-:func:`map_depends`, :data:`FORWARD_METHODS`.
+:func:`map_depends`, :func:`cascade_parts`, :func:`probe_forward`, :data:`FORWARD_METHODS`.
 """
 
 from __future__ import annotations
@@ -38,6 +44,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from ssl_wc.models.cnn import cnn_parts, stage_modules
+from ssl_wc.models.extract import block_modules, model_inputs, unwrap_model
+from ssl_wc.models.spec import AnySpec, CnnSpec
+
 #: methods whose map at layer l is computed inside block l from the forward pass alone
 FORWARD_METHODS: tuple[str, ...] = ("cls", "mean", "rollout")
 
@@ -49,7 +59,28 @@ def map_depends(method: str, layer: int, randomised_from: int) -> bool:
         return True
     if method in FORWARD_METHODS:
         return layer >= randomised_from
-    return True
+    return True  # gradcam, map: the top (and a CNN's classifier) is random from step 1
+
+
+def cascade_parts(model: nn.Module, spec: AnySpec) -> tuple[nn.Module, list[nn.Module]]:
+    """The module the cascade randomises and its blocks (the warehouse's layers, in depth
+    order). A ViT: the backbone inside any wrapper and its transformer blocks. A CNN: the
+    whole loaded model, so that the ImageNet classifier Grad-CAM targets runs after the
+    last block and falls in ``top``, and the stages of its feature extractor."""
+    if isinstance(spec, CnnSpec):
+        return model, stage_modules(cnn_parts(model, spec)[0])
+    backbone = unwrap_model(model, spec.architecture)
+    return backbone, block_modules(backbone)
+
+
+def probe_forward(root: nn.Module, spec: AnySpec, x: torch.Tensor) -> Callable[[], Any]:
+    """One forward pass of ``root`` (from :func:`cascade_parts`) over ``x`` (B, 3, H, W),
+    with the inputs the extractor gives it (a NaFlex model: patchified, padded, masked)."""
+    p = next(root.parameters())
+    x = x.to(device=p.device, dtype=p.dtype)
+    if isinstance(spec, CnnSpec):
+        return lambda: root(pixel_values=x)
+    return lambda: root(**model_inputs(root, spec, x))
 
 
 @dataclass
@@ -143,16 +174,22 @@ def reinitialise(module: nn.Module, name: str, *, seed: int, std: float) -> None
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(_module_seed(seed, name))
         fresh: dict[str, torch.Tensor]
+        buffers: dict[str, torch.Tensor] = {}
         if own_reset:
             cpu = copy.deepcopy(module).to(device="cpu", dtype=torch.float32)
             cpu.reset_parameters()  # type: ignore[operator]
             fresh = {k: v.detach() for k, v in cpu.named_parameters(recurse=False)}
+            # BatchNorm's reset also resets its running statistics (as Quantus's does)
+            buffers = {k: v.detach() for k, v in cpu.named_buffers(recurse=False)}
         else:
             fresh = {k: torch.randn(p.shape, dtype=torch.float32) * std
                      for k, p in sorted(params.items())}
     with torch.no_grad():
         for k, p in params.items():
             p.copy_(fresh[k].to(device=p.device, dtype=p.dtype))
+        for k, b in module.named_buffers(recurse=False):
+            if k in buffers:
+                b.copy_(buffers[k].to(device=b.device, dtype=b.dtype))
 
 
 class CascadeRandomiser:

@@ -99,6 +99,7 @@ def demo_faithfulness(wh: WarehousePaths, specs: dict[str, Any]) -> list[JobResu
     """Deletion / insertion and the randomisation cascade of the frozen models on a few
     images (see the module docstring); the metrics step summarises them. The ViTs in one
     run, the CNNs (Grad-CAM, their only map) in another."""
+    from ingest.attention import methods_for
     from ingest.faithfulness import FaithfulnessJob, run_faithfulness
     from ssl_wc.faithfulness.protocol import DeletionProtocol
     from ssl_wc.warehouse import read_named
@@ -110,7 +111,9 @@ def demo_faithfulness(wh: WarehousePaths, specs: dict[str, Any]) -> list[JobResu
     for models, methods, deletion_methods in (
             (vits, DEMO_FAITHFULNESS["methods"], DEMO_FAITHFULNESS["deletion_methods"]),
             (cnns, DEMO_FAITHFULNESS["cnn_methods"], DEMO_FAITHFULNESS["cnn_methods"])):
-        if models:
+        # only the methods some of these models have (a subset of the demo's models)
+        methods = [m for m in methods if any(methods_for(specs[k], [m]) for k in models)]
+        if models and methods:
             results += run_faithfulness(wh, FaithfulnessJob(
                 models=models, images=ids[:DEMO_FAITHFULNESS["images"]], variants=["frozen"],
                 methods=methods, deletion_methods=deletion_methods,

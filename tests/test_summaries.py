@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, cli_env, query_catalog
+from tests.conftest import ROOT, cli_env, plain_connect, query_catalog
 
 OLD_VIEWS: dict[str, tuple[str, list[str]]] = {
     "feature_metrics": ("""
@@ -90,9 +90,7 @@ GROUP BY ALL""", ["model", "variant", "method", "layer", "head", "baseline", "pr
 
 
 def _sorted_rows(wh, sql: str, keys: list[str]) -> tuple[list[str], list[tuple]]:
-    import duckdb
-
-    con = duckdb.connect(str(wh.catalog), read_only=True)
+    con = plain_connect(wh.catalog)
     try:
         rel = con.sql(sql)
         cols = rel.columns

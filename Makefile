@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_models.py --images 48
 	$(BIN)/python benchmarks/bench_dashboard_queries.py
 	$(BIN)/python benchmarks/bench_report.py
+	$(BIN)/python benchmarks/bench_faithfulness.py
 
 clean-warehouse:
 	rm -rf warehouse/* 

@@ -5,14 +5,24 @@ RANDOM-WEIGHT replicas of every backbone under ``<wh>/artifacts/random_models`` 
 keys ``<key>-random``; never results: the ViTs, SigLIP 2 NaFlex with a 64-patch budget so
 portrait and landscape facades get 9x7 and 7x9 grids, and ResNet-50 with narrow stages
 and its own 256/224 centre crop), and runs annotations, images, attention (every method,
-layer and head; last-block patch tokens), metrics with baselines, statistics and the
-linear probe. Everything is incremental, so running it again is quick.
+layer and head; last-block patch tokens), metrics with baselines, the faithfulness
+checks, statistics and the linear probe. Everything is incremental, so running it again is quick.
+
+The faithfulness step is kept small (:data:`DEMO_FAITHFULNESS`) and runs right after the
+attention step, so the metrics step's per-layer summaries include it: the frozen models
+on the first 2 annotated images, the ViTs in one run and ResNet-50 in another; deletion /
+insertion with 4 steps for each model's default method (``cls``, ``map`` for SigLIP,
+``gradcam`` for ResNet-50) at every layer against the random-order control; the
+randomisation cascade for the default method and ``rollout`` (ResNet-50: Grad-CAM, over
+its stages). Every model gets all three kinds of numbers (plausibility, deletion /
+insertion, randomisation). `ssl-wc faithfulness` checks every image, method and variant.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ingest.common import JobResult
 from ingest.model_specs import demo_specs
@@ -20,6 +30,9 @@ from ssl_wc.data.demo import DemoPaths
 from ssl_wc.paths import WarehousePaths
 
 DEMO_METHODS = ("cls", "rollout", "mean", "map", "gradcam")
+DEMO_FAITHFULNESS: dict[str, Any] = {"images": 2, "steps": 4, "deletion_methods": ("cls", "map"),
+                                     "methods": ("cls", "map", "rollout"),
+                                     "cnn_methods": ("gradcam",)}
 
 
 def demo_inputs(wh: WarehousePaths, data: Path, *, n_annotated: int = 32,
@@ -72,6 +85,7 @@ def build_demo(wh: WarehousePaths, *, echo: Callable[[str], None] = print,
     step(ingest_attention(wh, AttentionJob(models=list(specs), methods=DEMO_METHODS,
                                            fuse=("mean", "max", "min"), specs=specs,
                                            device="cpu", batch_size=16)))
+    step(demo_faithfulness(wh, specs))
     if finetune:
         from ingest.finetune_demo import demo_finetune
 
@@ -80,3 +94,30 @@ def build_demo(wh: WarehousePaths, *, echo: Callable[[str], None] = print,
     step(materialise_stats(wh))
     return results
 
+
+def demo_faithfulness(wh: WarehousePaths, specs: dict[str, Any]) -> list[JobResult]:
+    """Deletion / insertion and the randomisation cascade of the frozen models on a few
+    images (see the module docstring); the metrics step summarises them. The ViTs in one
+    run, the CNNs (Grad-CAM, their only map) in another."""
+    from ingest.attention import methods_for
+    from ingest.faithfulness import FaithfulnessJob, run_faithfulness
+    from ssl_wc.faithfulness.protocol import DeletionProtocol
+    from ssl_wc.warehouse import read_named
+
+    ids = sorted(read_named(wh, "job_annotated_images")["image_id"].to_list())
+    cnns = sorted(k for k, s in specs.items() if s.kind == "cnn")
+    vits = sorted(k for k in specs if k not in cnns)
+    results: list[JobResult] = []
+    for models, methods, deletion_methods in (
+            (vits, DEMO_FAITHFULNESS["methods"], DEMO_FAITHFULNESS["deletion_methods"]),
+            (cnns, DEMO_FAITHFULNESS["cnn_methods"], DEMO_FAITHFULNESS["cnn_methods"])):
+        # only the methods some of these models have (a subset of the demo's models)
+        methods = [m for m in methods if any(methods_for(specs[k], [m]) for k in models)]
+        if models and methods:
+            results += run_faithfulness(wh, FaithfulnessJob(
+                models=models, images=ids[:DEMO_FAITHFULNESS["images"]], variants=["frozen"],
+                methods=methods, deletion_methods=deletion_methods,
+                deletion=DeletionProtocol(steps=DEMO_FAITHFULNESS["steps"]), controls=False,
+                specs=specs, device="cpu", batch_size=64, progress=False, one_run=True,
+                summaries=False))
+    return results

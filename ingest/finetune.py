@@ -347,6 +347,21 @@ def _checkpoint_spec(wh: WarehousePaths, manifest: dict[str, Any],
     return resolve_model_spec(wh, key)
 
 
+def checkpoint_loader(wh: WarehousePaths, finetune_id: str,
+                      specs: Mapping[str, Any] | None = None
+                      ) -> tuple[Any, _CheckpointLoader, dict[str, Any]]:
+    """The base model's spec, a loader of the fine-tuned backbone and its head (each
+    loaded once: ``loader.model(spec, choice)``, ``loader.classifier(choice)``), and the
+    checkpoint's manifest, for the committed fine-tuning run ``finetune_id``."""
+    from ssl_wc.finetune.train import read_manifest
+
+    row = finetuned_model_row(wh, finetune_id)
+    path = wh.root / row["checkpoint"]
+    manifest = read_manifest(path)
+    spec = _checkpoint_spec(wh, manifest, specs)
+    return spec, _CheckpointLoader(path, spec), manifest
+
+
 def ingest_variant(wh: WarehousePaths, finetune_id: str,
                    methods: Sequence[str] = VARIANT_METHODS, *,
                    layers: Sequence[int] | None = None, heads: Sequence[int] | None = None,
@@ -362,13 +377,9 @@ def ingest_variant(wh: WarehousePaths, finetune_id: str,
     bit-identical to the frozen ones.
     """
     from ingest.attention import AttentionJob, ingest_attention
-    from ssl_wc.finetune.train import read_manifest
 
     row = finetuned_model_row(wh, finetune_id)
-    path = wh.root / row["checkpoint"]
-    manifest = read_manifest(path)
-    spec = _checkpoint_spec(wh, manifest, specs)
-    loader = _CheckpointLoader(path, spec)
+    spec, loader, manifest = checkpoint_loader(wh, finetune_id, specs)
     job = AttentionJob(models=[spec.key], methods=list(methods), layers=layers, heads=heads,
                        fuse=list(fuse), batch_size=batch_size, device=device, dtype=dtype,
                        variant=row["strategy"], features=features, force=force, strict=strict,
@@ -475,8 +486,10 @@ def materialise_variant_deltas(wh: WarehousePaths, *, resamples: int = 10_000, s
     leaves a failed run). Comparisons that exist are never replaced by none (unless
     ``force``): :func:`ingest.common.refuse_emptying`.
     """
-    fp, skip = unchanged_input(wh, "variant_deltas", ("metrics_map", "metrics_iou"),
-                               force=force, what="metrics", resamples=resamples)
+    from ingest.stats import METRIC_TABLES
+
+    fp, skip = unchanged_input(wh, "variant_deltas", METRIC_TABLES, force=force,
+                               what="metrics", resamples=resamples)
     if skip is not None:
         return skip
     with Run(wh, "variant_deltas", {"resamples": resamples, "seed": seed}) as run:

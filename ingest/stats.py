@@ -35,7 +35,13 @@ from ssl_wc.warehouse import read_named
 STUDY_STYLES = {"Q46261": "Romanesque", "Q176483": "Gothic", "Q236122": "Renaissance",
                 "Q840829": "Baroque"}
 COMPARED_METRICS = ("iou", "coverage", "pointing_t0", "pointing_t15", "topk_pointing",
-                    "relevance_rank_acc", "mse", "kl", "emd", "iou_over_max")
+                    "relevance_rank_acc", "mse", "kl", "emd", "iou_over_max",
+                    # faithfulness (`ssl-wc faithfulness`): the gains over each image's
+                    # random order, not the raw AUCs, whose scale differs between models
+                    "deletion_gain", "insertion_gain", "road_gap", "mprt_spearman_abs",
+                    "mprt_ssim", "emprt")
+#: tables whose change makes the comparisons stale (metric_long reads all of them)
+METRIC_TABLES = ("metrics_map", "metrics_iou", "faithfulness_curves", "mprt_similarity")
 
 
 MIN_RESAMPLES = 100
@@ -64,7 +70,7 @@ def materialise_comparisons(wh: WarehousePaths, *, force: bool = False,
     The run is opened before the computation, so its duration covers the work and a
     crash during it leaves a failed run with its error.
     """
-    fp, skip = unchanged_input(wh, "stats", ("metrics_map", "metrics_iou"), force=force,
+    fp, skip = unchanged_input(wh, "stats", METRIC_TABLES, force=force,
                                what="metrics", resamples=resamples)
     if skip is not None:
         return skip

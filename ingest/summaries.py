@@ -48,7 +48,7 @@ SUMMARY_TABLES: dict[str, str] = {
 }
 ALL_TABLES = ("metric_summaries", "feature_summaries", *SUMMARY_TABLES)
 FEATURE_QUERIES = ("job_box_values", "job_box_labels")
-SUMMARY_INPUTS = ("metrics_map", "metrics_iou")
+SUMMARY_INPUTS = ("metrics_map", "metrics_iou", "faithfulness_curves", "mprt_similarity")
 ANNOTATION_INPUTS = ("ann_boxes", "ann_images", "ann_styles", "ann_feature_types",
                      "ann_feature_ancestors")
 ROWS_PER_GROUP = 16_384  # Parquet row groups of the summaries: small enough to prune
@@ -72,7 +72,7 @@ def summary_fingerprints(state: LakeState, resamples: int, seed: int) -> dict[st
     per: dict[str, list[str]] = defaultdict(list)
     shared: list[str] = []
     for (tbl, unit), rid in state.live.items():
-        if tbl in SUMMARY_INPUTS:
+        if tbl in SUMMARY_INPUTS and not _source_of(unit)[2].startswith("baseline:"):
             per[_source_key(_source_of(unit))].append(f"{tbl}|{unit}|{rid}")
         elif tbl in ANNOTATION_INPUTS:
             shared.append(f"{tbl}|{unit}|{rid}")

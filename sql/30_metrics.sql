@@ -68,7 +68,8 @@ LEFT JOIN _raw_ann_feature_types f ON f.label = b.label
 WHERE m.target = 'box';
 
 -- Every metric of one map source in long form (percentile NULL when threshold-free): the
--- one unpivot of the metric tables. A NULL key matches every value; the filters sit at
+-- one unpivot of the metric tables, faithfulness values included (their own protocol
+-- hash; sql/25_faithfulness.sql). A NULL key matches every value; the filters sit at
 -- the scans, so Parquet partitions and row groups are pruned, e.g.
 -- SELECT * FROM metric_long_where('dinov2', 'frozen', 'cls') WHERE image_id = '...'.
 CREATE OR REPLACE MACRO metric_long_where(model_key, variant_key, method_key) AS TABLE
@@ -93,7 +94,14 @@ FROM (UNPIVOT (SELECT model, variant, method, layer, head, image_id, target, box
                WHERE (model_key IS NULL OR model = model_key)
                  AND (variant_key IS NULL OR variant = variant_key)
                  AND (method_key IS NULL OR method = method_key))
-      ON iou, iou_over_max, corloc INTO NAME metric VALUE value);
+      ON iou, iou_over_max, corloc INTO NAME metric VALUE value)
+UNION ALL
+SELECT model, variant, method, layer, head, image_id, target, box_index, protocol_hash,
+       metric, percentile, value
+FROM faithfulness_metric_long
+WHERE (model_key IS NULL OR model = model_key)
+  AND (variant_key IS NULL OR variant = variant_key)
+  AND (method_key IS NULL OR method = method_key);
 
 -- Every metric of every map and target in long form (percentile NULL when threshold-free).
 CREATE OR REPLACE VIEW metric_long AS

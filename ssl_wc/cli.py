@@ -283,6 +283,97 @@ def probe_cmd(
     _finish([materialise_probe(STATE.warehouse, force=force, max_splits=folds)])
 
 
+@app.command("faithfulness")
+def faithfulness_cmd(
+    models: Annotated[str, typer.Option(
+        help="Comma-separated model keys, or 'all' (every model with maps).")] = "all",
+    methods: Annotated[str, typer.Option(
+        help="Comma-separated methods, or 'all' (every method with maps).")] = "all",
+    steps: Annotated[int, typer.Option(
+        help="Deletion / insertion steps over the patch grid.")] = 16,
+    imputation: Annotated[str, typer.Option(
+        help="How removed patches are filled: road (noisy linear imputation), blur or "
+             "constant.")] = "road",
+    checks: Annotated[str, typer.Option(
+        help="deletion (deletion/insertion curves), mprt (randomisation cascade), or "
+             "both.")] = "deletion,mprt",
+    variants: Annotated[str, typer.Option(
+        help="Comma-separated variants (frozen, lora, ...), or 'all'.")] = "all",
+    layers: Annotated[str, typer.Option(
+        help="'all' or 0-based block indices (negative from the last), e.g. 11 or -1.")] = "all",
+    images: Annotated[str | None, typer.Option(
+        help="Only these image ids (comma-separated).")] = None,
+    random_orders: Annotated[int, typer.Option(
+        help="Random-order controls per image (their curves are averaged).")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the weight re-initialisation.")] = 42,
+    controls: Annotated[bool, typer.Option(
+        help="Also score the centre, saliency-prior and Sobel baselines as deletion orders "
+             "(the random order is always scored).")] = True,
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto|float32|bfloat16|float16")] = "auto",
+    batch_size: Annotated[int, typer.Option(help="Images per forward pass.")] = 32,
+    model_config: Annotated[Path | None, typer.Option(help="TOML/JSON with extra models.")] = None,
+    force: Annotated[bool, typer.Option(help="Recompute what is already committed.")] = False,
+    strict: Annotated[bool, typer.Option(help="Fail on the first bad image or model.")] = False,
+) -> None:
+    """Faithfulness of every committed map: deletion / insertion AUC (ROAD removal, cosine
+    of the pooled embedding) with random and baseline controls, and the cascading
+    model-parameter randomisation test (Spearman, SSIM, plausibility deltas)."""
+    from ingest.faithfulness import FaithfulnessInputError, FaithfulnessJob, run_faithfulness
+    from ssl_wc.faithfulness.protocol import (
+        CHECKS,
+        IMPUTATIONS,
+        DeletionProtocol,
+        RandomisationProtocol,
+    )
+
+    def names(option: str, value: str) -> list[str] | None:
+        items = [v.strip() for v in value.split(",") if v.strip()]
+        if not items:
+            fail(f"{option}: empty; give 'all' or comma-separated names", EXIT_USAGE)
+        return None if items == ["all"] else items
+
+    def ints(option: str, value: str) -> list[int] | None:
+        if value.strip() == "all":
+            return None
+        try:
+            return [int(v) for v in value.split(",") if v.strip()]
+        except ValueError:
+            fail(f"{option}: {value!r} is not 'all' or comma-separated integers", EXIT_USAGE)
+        return None
+
+    if imputation not in IMPUTATIONS:
+        fail(f"--imputation: unknown {imputation!r}; valid: {', '.join(IMPUTATIONS)}",
+             EXIT_USAGE)
+    wanted_checks = names("--checks", checks) or list(CHECKS)
+    bad = [c for c in wanted_checks if c not in CHECKS]
+    if bad:
+        fail(f"--checks: unknown {', '.join(bad)}; valid: {', '.join(CHECKS)}", EXIT_USAGE)
+    for option, value, low in (("--steps", steps, 2), ("--random-orders", random_orders, 1),
+                               ("--batch-size", batch_size, 1), ("--seed", seed, 0)):
+        if value < low:
+            fail(f"{option}: must be an integer >= {low}, got {value}", EXIT_USAGE)
+    if steps > 1024:
+        fail(f"--steps: must be at most 1024, got {steps}", EXIT_USAGE)
+    job = FaithfulnessJob(
+        models=names("--models", models), variants=names("--variants", variants),
+        methods=names("--methods", methods), layers=ints("--layers", layers),
+        images=[i for i in images.split(",") if i] if images else None,
+        checks=wanted_checks,
+        deletion=DeletionProtocol(steps=steps, imputation=imputation,  # type: ignore[arg-type]
+                                  random_orders=random_orders),
+        randomisation=RandomisationProtocol(seed=seed), controls=controls,
+        batch_size=batch_size, device=device, dtype=dtype, model_config=model_config,
+        force=force, strict=strict)
+    try:
+        results = run_faithfulness(STATE.warehouse, job, echo=typer.echo)
+    except FaithfulnessInputError as exc:
+        fail(f"{exc}", EXIT_USAGE)
+    except Exception as exc:  # strict mode: the first failure is fatal
+        fail(f"{type(exc).__name__}: {exc}")
+    _finish(results)
+
+
 class Strategy(StrEnum):
     linear_probe = "linear_probe"
     lora = "lora"

@@ -1,6 +1,6 @@
 """``ssl-wc run``: the whole pipeline in order, under one lock, from a TOML config.
 
-Steps: annotations, images, attention, metrics, stats. Each step is incremental (it
+Steps: annotations, images, attention, metrics, faithfulness, stats. Each step is incremental (it
 skips what is already committed). A failing step or item is recorded and the run ends
 as partial; ``strict`` makes the first failure fatal. One pipeline per warehouse at a
 time: the lock is an ``flock`` that the OS drops when its holder dies.
@@ -18,7 +18,7 @@ from typing import Any
 from ssl_wc.lake.locks import FileLock
 from ssl_wc.paths import WarehousePaths
 
-STEPS = ("annotations", "images", "attention", "metrics", "stats")
+STEPS = ("annotations", "images", "attention", "metrics", "faithfulness", "stats")
 
 
 class ConfigError(ValueError):
@@ -41,11 +41,22 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
                   "model_config": ((str,), None), "variant": ((str,), "frozen"),
                   "features": ((bool,), True), "shard": ((str,), None)},
     "metrics": {"enabled": ((bool,), True), "baselines": ((bool,), True)},
+    "faithfulness": {"enabled": ((bool,), True), "checks": ((list,), ["deletion", "mprt"]),
+                     "models": ((list, str), "all"), "methods": ((list, str), "all"),
+                     "layers": ((list, str), "all"), "steps": ((int,), 16),
+                     "imputation": ((str,), "road"), "controls": ((bool,), True),
+                     "batch_size": ((int,), 32), "device": ((str,), "auto")},
     "stats": {"enabled": ((bool,), True), "probe": ((bool,), True)},
 }
 LIST_ITEM_TYPES = {("pipeline", "steps"): str, ("attention", "models"): str,
                    ("attention", "methods"): str, ("attention", "layers"): int,
-                   ("attention", "heads"): int, ("attention", "patch_tokens"): int}
+                   ("attention", "heads"): int, ("attention", "patch_tokens"): int,
+                   ("faithfulness", "checks"): str,
+                   ("faithfulness", "models"): str, ("faithfulness", "methods"): str,
+                   ("faithfulness", "layers"): int}
+#: keys that take the string "all" or an array
+ALL_OR_LIST = {("attention", "layers"), ("attention", "heads"), ("faithfulness", "models"),
+               ("faithfulness", "methods"), ("faithfulness", "layers")}
 
 
 @dataclass
@@ -90,7 +101,7 @@ def validate(raw: dict[str, Any], source: str = "<config>") -> PipelineConfig:
                     if not isinstance(v, item_t) or isinstance(v, bool):
                         raise ConfigError(f"{source}: {section}.{key}[{i}] must be "
                                           f"{_type_name((item_t,))}, got {v!r}")
-            if isinstance(value, str) and key in ("layers", "heads") and value != "all":
+            if isinstance(value, str) and (section, key) in ALL_OR_LIST and value != "all":
                 raise ConfigError(f"{source}: {section}.{key} must be \"all\" or an array of "
                                   f"integers, got {value!r}")
             if isinstance(value, str) and key == "patch_tokens" and \
@@ -101,7 +112,24 @@ def validate(raw: dict[str, Any], source: str = "<config>") -> PipelineConfig:
     bad = [s for s in out["pipeline"]["steps"] if s not in STEPS]
     if bad:
         raise ConfigError(f"{source}: pipeline.steps has unknown step(s) {bad}; known: {STEPS}")
+    _check_faithfulness(out["faithfulness"], source)
     return PipelineConfig(out, source)
+
+
+def _check_faithfulness(sec: dict[str, Any], source: str) -> None:
+    """Values the faithfulness job would refuse, refused here with the key's name."""
+    from ssl_wc.faithfulness.protocol import CHECKS, IMPUTATIONS
+
+    bad = [c for c in sec["checks"] if c not in CHECKS]
+    if bad or not sec["checks"]:
+        raise ConfigError(f"{source}: faithfulness.checks has unknown check(s) "
+                          f"{bad or sec['checks']}; valid: {', '.join(CHECKS)}")
+    if sec["imputation"] not in IMPUTATIONS:
+        raise ConfigError(f"{source}: faithfulness.imputation must be one of "
+                          f"{', '.join(IMPUTATIONS)}, got {sec['imputation']!r}")
+    for key, low in (("steps", 2), ("batch_size", 1)):
+        if sec[key] < low:
+            raise ConfigError(f"{source}: faithfulness.{key} must be >= {low}, got {sec[key]}")
 
 
 def load_config(path: Path | None) -> PipelineConfig:
@@ -168,6 +196,11 @@ def plan(cfg: PipelineConfig) -> list[tuple[str, str]]:
         elif step == "metrics":
             what = ("score every committed map not yet scored" + (" + baselines"
                     if s["baselines"] else "")) if s["enabled"] else "disabled"
+        elif step == "faithfulness":
+            models = s["models"] if isinstance(s["models"], str) else ",".join(s["models"])
+            what = (f"{','.join(s['checks'])} for every committed map not yet checked "
+                    f"(models {models}; {s['steps']} steps, {s['imputation']} removal)"
+                    if s["enabled"] else "disabled")
         else:
             what = "model comparisons" + (" + linear probe" if s["probe"] else "") \
                 if s["enabled"] else "disabled"
@@ -203,6 +236,22 @@ def _step_fn(step: str, cfg: PipelineConfig, wh: WarehousePaths,
         from ingest.metrics import materialise_metrics
 
         return lambda: materialise_metrics(wh, baselines=s["baselines"], strict=strict)
+    if step == "faithfulness":
+        if not s["enabled"]:
+            return None
+        from ingest.faithfulness import FaithfulnessJob, run_faithfulness
+        from ssl_wc.faithfulness.protocol import DeletionProtocol
+
+        def every(v: Any) -> Any:
+            return None if v == "all" else v
+
+        fjob = FaithfulnessJob(models=every(s["models"]), methods=every(s["methods"]),
+                               layers=every(s["layers"]), checks=s["checks"],
+                               deletion=DeletionProtocol(steps=s["steps"],
+                                                         imputation=s["imputation"]),
+                               controls=s["controls"], batch_size=s["batch_size"],
+                               device=s["device"], strict=strict, progress=False)
+        return lambda: run_faithfulness(wh, fjob)
     if step == "stats":
         if not s["enabled"]:
             return None

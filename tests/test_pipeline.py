@@ -17,7 +17,9 @@ def test_defaults_fill_in():
     cfg = validate({})
     assert cfg.get("attention", "batch_size") == 8
     assert cfg.get("pipeline", "steps") == ["annotations", "images", "attention", "metrics",
-                                            "stats"]
+                                            "faithfulness", "stats"]
+    assert cfg.get("faithfulness", "steps") == 16
+    assert cfg.get("faithfulness", "imputation") == "road"
 
 
 @pytest.mark.parametrize("raw, needle", [
@@ -30,6 +32,10 @@ def test_defaults_fill_in():
     ({"attention": {"layers": "some"}}, "attention.layers must be \"all\""),
     ({"metrics": {"enabled": 1}}, "metrics.enabled must be boolean"),
     ({"pipeline": {"steps": ["annotations", "plots"]}}, "unknown step"),
+    ({"faithfulness": {"imputation": "inpaint"}}, "faithfulness.imputation must be one of"),
+    ({"faithfulness": {"checks": ["deletion", "lime"]}}, "faithfulness.checks has unknown"),
+    ({"faithfulness": {"steps": 1}}, "faithfulness.steps must be >= 2"),
+    ({"faithfulness": {"layers": "last"}}, "faithfulness.layers must be \"all\""),
 ])
 def test_strict_validation_names_the_key(raw, needle):
     with pytest.raises(ConfigError) as err:

@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import streamlit as st
 
-from dashboards import data, figures, heatmap, ui
+from dashboards import data, faithfulness, figures, heatmap, ui
 
 #: metrics shown as tiles (in order); IoU family at the chosen percentile
 TILE_METRICS = ("iou", "coverage", "pointing_t15", "mse", "kl", "emd")
@@ -149,6 +149,7 @@ def render() -> None:
     with right:
         _metrics_panel(model, variant, method, int(layer), int(head), image_id, box,
                        int(pct or 90), boxes)
+    faithfulness.image_section(model, variant, method, int(layer), image_id)
 
 
 def _similarity_view(pic: np.ndarray, shapes: list[figures.BoxShape], boxes: pl.DataFrame,

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import polars as pl
 import streamlit as st
 
-from dashboards import data, figures, ui
+from dashboards import data, faithfulness, figures, ui
 
 RULES = {"default": "each model's default method", "best": "best available method"}
 
@@ -91,6 +91,7 @@ def render() -> None:
     _progression(prog, ranked, defaults, variant, rule, title, colors, base_lines)
     _styles(ranked, metric, pct, protocol, title, info)
     _features(ranked, metric, pct, protocol, title, info.lower_is_better)
+    faithfulness.leaderboard_section(protocol, metric, pct, info, variant)
 
 
 def _ranking(ranked: pl.DataFrame, base: pl.DataFrame, title: str, colors: dict[str, str],

@@ -59,8 +59,30 @@ AMIR_2022 = (
     "Amir, Gandelsman, Bagon, Dekel. Deep ViT Features as Dense Visual Descriptors. "
     "ECCV Workshops 2022."
 )
+PETSIUK_2018 = (
+    "Petsiuk, Das, Saenko. RISE: Randomized Input Sampling for Explanation of Black-box "
+    "Models. BMVC 2018."
+)
+ROAD_2022 = (
+    "Rong, Leemann, Borisov, Kasneci, Kasneci. A Consistent and Efficient Evaluation "
+    "Strategy for Attribution Methods. ICML 2022."
+)
+ADEBAYO_2018 = (
+    "Adebayo, Gilmer, Muelly, Goodfellow, Hardt, Kim. Sanity Checks for Saliency Maps. "
+    "NeurIPS 2018."
+)
+WANG_2004 = (
+    "Wang, Bovik, Sheikh, Simoncelli. Image Quality Assessment: From Error Visibility to "
+    "Structural Similarity. IEEE TIP 13, 2004."
+)
+HEDSTROEM_2023 = (
+    "Hedstroem, Weber, Lapuschkin, Hoehne. Sanity Checks Revisited: An Exploration to "
+    "Repair the Model Parameter Randomisation Test. XAI in Action workshop, NeurIPS 2023."
+)
 
 _BASE = ("eval_size",)
+_DELETION = ("steps", "imputation", "road_noise", "random_orders")
+_MPRT = ("seed", "survival_threshold")
 
 
 @dataclass(frozen=True)
@@ -77,7 +99,8 @@ class MetricInfo:
 
 
 def metric_catalogue(protocol: MetricProtocol | None = None) -> dict[str, MetricInfo]:
-    """Every column of ``score_maps`` (pointing columns follow ``protocol``)."""
+    """Every column of ``score_maps`` (pointing columns follow ``protocol``); the
+    faithfulness columns are in :func:`faithfulness_metrics`."""
     protocol = protocol or MetricProtocol()
     items: list[MetricInfo] = [
         MetricInfo(
@@ -280,11 +303,52 @@ def feature_metric_catalogue() -> dict[str, MetricInfo]:
     )}
 
 
+def faithfulness_metrics() -> list[MetricInfo]:
+    """Faithfulness and sanity-check columns (``ssl-wc faithfulness``): per map and image,
+    threshold-free; their parameters belong to the deletion or randomisation protocol."""
+    cos = "cos(z(x'), z(x)) of the pooled embedding"
+    return [
+        MetricInfo("deletion_auc", "Deletion AUC", "lower", PETSIUK_2018, _DELETION, True,
+                   f"Area under {cos} as the map's top cells are removed (MoRF; ROAD noisy "
+                   "linear imputation by default), trapezoid rule over t in [0, 1]."),
+        MetricInfo("insertion_auc", "Insertion AUC", "higher", PETSIUK_2018, _DELETION, True,
+                   f"Area under {cos} as only the map's top cells are kept; equals ROAD's "
+                   "LeRF AUC (symmetric step counts)."),
+        MetricInfo("road_gap", "ROAD LeRF - MoRF", "higher", ROAD_2022, _DELETION, True,
+                   "insertion_auc - deletion_auc: LeRF minus MoRF AUC."),
+        MetricInfo("deletion_gain", "Deletion gain over random", "higher", PETSIUK_2018,
+                   _DELETION, True, "Random-order deletion AUC of the same image and model "
+                   "minus the map's: > 0 when the map finds what the model relies on."),
+        MetricInfo("insertion_gain", "Insertion gain over random", "higher", PETSIUK_2018,
+                   _DELETION, True, "The map's insertion AUC minus the random order's."),
+        MetricInfo("deletion_auc_prob", "Deletion AUC (class probability)", "lower",
+                   PETSIUK_2018, _DELETION, True, "Deletion AUC of the fine-tuned head's "
+                   "probability of the class predicted on the intact image (variants only)."),
+        MetricInfo("insertion_auc_prob", "Insertion AUC (class probability)", "higher",
+                   PETSIUK_2018, _DELETION, True, "Insertion AUC of the predicted class's "
+                   "probability (fine-tuned variants only)."),
+        MetricInfo("mprt_spearman_abs", "MPRT |Spearman| (fully random)", "lower",
+                   ADEBAYO_2018, _MPRT, True,
+                   "|Spearman rank correlation| between the trained model's map and the map "
+                   "of the fully re-initialised model (cascade from the top block down). A "
+                   "map whose mean is >= survival_threshold (0.5) survives randomisation: "
+                   "it hardly depends on the model and fails the sanity check."),
+        MetricInfo("mprt_ssim", "MPRT SSIM (fully random)", "lower", WANG_2004, _MPRT, True,
+                   "SSIM (11x11 Gaussian window, sigma 1.5) of the trained and the fully "
+                   "random model's heatmaps at the evaluation size."),
+        MetricInfo("emprt", "eMPRT entropy rise", "higher", HEDSTROEM_2023, _MPRT, True,
+                   "(H_random - H_trained) / H_trained with H the 100-bin histogram entropy "
+                   "of the map: a faithful map becomes more complex when the model is "
+                   "randomised."),
+    ]
+
 def catalogue_rows(protocol: MetricProtocol | None = None) -> list[dict[str, Any]]:
-    """The catalogue as a list of plain dicts (parameters as lists), one per metric: the
-    map metrics, then the feature-space metrics."""
+    """The whole catalogue as plain dicts (parameters as lists), one per metric: the
+    ``score_maps`` columns, the faithfulness columns, then the feature-space metrics; the
+    warehouse's ``metric_catalogue``."""
     rows = []
-    for info in [*metric_catalogue(protocol).values(), *feature_metric_catalogue().values()]:
+    for info in [*metric_catalogue(protocol).values(), *faithfulness_metrics(),
+                 *feature_metric_catalogue().values()]:
         row = asdict(info)
         row["parameters"] = list(info.parameters)
         rows.append(row)

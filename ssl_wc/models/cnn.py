@@ -19,7 +19,7 @@ tokens: the (h * w, C_s) cells of a stage, row-major.
 Images do not interact (batch norm in eval mode), so one backward pass of the summed
 targets gives every image's maps. Parameters get no gradients.
 
-Public: :func:`extract_cnn_batch`, :func:`cnn_parts`.
+Public: :func:`extract_cnn_batch`, :func:`cnn_parts`, :func:`stage_modules`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def cnn_parts(model: nn.Module, spec: CnnSpec) -> tuple[nn.Module, nn.Module | N
     return model, None
 
 
-def _stages(backbone: nn.Module) -> list[nn.Module]:
+def stage_modules(backbone: nn.Module) -> list[nn.Module]:
+    """The stages of a ResNet-style feature extractor (``encoder.stages``), in depth order."""
     encoder = getattr(backbone, "encoder", None)
     stages = getattr(encoder, "stages", None)
     if not isinstance(stages, nn.ModuleList):
@@ -102,7 +103,7 @@ def extract_cnn_batch(
     if target_head is None:
         raise CnnExtractionError(f"model {spec.key!r}: Grad-CAM needs a classifier (load "
                                  f"{spec.architecture}, or pass a fine-tuned head)")
-    stages = _stages(backbone)
+    stages = stage_modules(backbone)
     n = len(stages)
     map_layers = _resolve(layers, n, (n,)) if methods else ()
     if 0 in map_layers:

@@ -541,6 +541,8 @@ def _ingest_model_ray(wh: WarehousePaths, job: AttentionJob, spec: Any, rp: Any,
                    "seconds_model": tally["model"], "images_per_s": n_img / max(wall, 1e-9),
                    "code_version": code_version(), "engine": "ray", "workers": rp.workers,
                    "per_worker": per_worker, "batches": len(batches),
+                   "worker_images_per_s": sum(v["images_per_s"] for v in per_worker.values())
+                   / max(len(per_worker), 1),
                    "duplicates_dropped": outcome.duplicates,
                    "driver_write_seconds": tally["write"], "worker_threads": info["threads"]}
         manifest = run.commit(**summary)
@@ -822,7 +824,8 @@ def _stream(run: Run, model: Any, spec: Any, job: AttentionJob, todo: list[tuple
             "seconds_model": t_fwd, "images_per_s": n_img / max(wall, 1e-9),
             "code_version": code_version(), "engine": "local", "workers": 1,
             "per_worker": {worker: {"images": n_img, "seconds": wall,
-                                    "images_per_s": n_img / max(wall, 1e-9)}}}
+                                    "images_per_s": n_img / max(wall, 1e-9)}},
+            "worker_images_per_s": n_img / max(wall, 1e-9)}
 
 
 def _write_maps(run: Run, spec: Any, job: AttentionJob, plan: _StreamPlan, mb: Any,

@@ -63,15 +63,16 @@ def _ray() -> Any:
 @contextlib.contextmanager
 def ray_session(address: str | None, workers: int,
                 gpus_per_worker: float | None) -> Iterator[RayPlan]:
-    """Connect to Ray (``address`` None: a running local instance, else a new one), check
-    that the cluster can host ``workers`` actors, and yield their resources. A Ray
+    """Connect to Ray and check that the cluster can host ``workers`` actors; yield their
+    resources. ``address`` None: ``$RAY_ADDRESS`` when set (``ray job submit``), else a
+    new local instance (never someone else's running one: that takes ``auto``). A Ray
     instance started here is shut down on exit; a connection made earlier is kept."""
     ray = _ray()
     started = not ray.is_initialized()
     if started:
+        target = address or os.environ.get("RAY_ADDRESS") or "local"
         try:
-            ray.init(address=None if address in (None, "local") else address,
-                     include_dashboard=False, logging_level="WARNING")
+            ray.init(address=target, include_dashboard=False, logging_level="WARNING")
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise BadOption("address", address or "(local)",
                             f"cannot connect to Ray: {str(exc).strip().splitlines()[0]}",

@@ -191,8 +191,8 @@ def ingest_attention_cmd(
         help="local (this process) or ray (a Ray Data actor pool; needs ssl-wc[ray]).")
                       ] = "local",
     address: Annotated[str | None, typer.Option(
-        help="Ray cluster: auto, local, HOST:PORT or ray://HOST:PORT (default: a running "
-             "local instance, else a new one).")] = None,
+        help="Ray cluster: auto (the running one), local (a new one), HOST:PORT or "
+             "ray://HOST:PORT (default: $RAY_ADDRESS, else local).")] = None,
     workers: Annotated[int, typer.Option(help="Ray actors, each holding the model once.")
                        ] = 1,
     gpus_per_worker: Annotated[float | None, typer.Option(

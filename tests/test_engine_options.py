@@ -66,3 +66,21 @@ def test_nothing_imports_ray_without_engine_ray():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=cli_env(),
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_pipeline_config_takes_the_engine(tmp_path):
+    from ssl_wc.paths import WarehousePaths
+    from ssl_wc.pipeline import ConfigError, attention_job, check_config, plan, validate
+
+    wh = WarehousePaths.of(tmp_path / "wh")
+    cfg = validate({"pipeline": {"steps": ["attention"]},
+                    "attention": {"engine": "ray", "workers": 2, "gpus_per_worker": 1,
+                                  "address": "auto"}}, "p.toml")
+    job = attention_job(cfg)
+    assert (job.engine, job.workers, job.gpus_per_worker, job.address) == ("ray", 2, 1.0,
+                                                                           "auto")
+    assert "engine ray x2" in plan(cfg)[0][1]
+    bad = validate({"pipeline": {"steps": ["attention"]}, "attention": {"engine": "dask"}},
+                   "p.toml")
+    with pytest.raises(ConfigError, match=r"p.toml: attention.engine dask: unknown engine"):
+        check_config(wh, bad, models=False)

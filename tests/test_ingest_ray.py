@@ -29,7 +29,7 @@ KEYS = "model, variant, method, layer, head, image_id"
 def ray_address():
     """One local Ray instance for the module; its address lets CLI drivers join it."""
     t0 = time.monotonic()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     print(f"\nRay start-up: {time.monotonic() - t0:.1f}s")
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()

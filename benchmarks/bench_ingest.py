@@ -39,31 +39,19 @@ def main() -> None:
 
     import numpy as np
     import torch
+    from base_setup import base_vit_warehouse
     from PIL import Image
 
-    from ingest.annotations import ingest_annotations
-    from ingest.attention import AttentionJob, _image_rows, ingest_attention, quiet_hf
-    from ssl_wc.data.demo import generate_demo
+    from ingest.attention import AttentionJob, _image_rows, ingest_attention
     from ssl_wc.lake.catalog import read_manifests
     from ssl_wc.models.extract import forward_kwargs
     from ssl_wc.models.loading import load_model
     from ssl_wc.models.preprocess import PreprocessConfig, preprocess_batch
-    from ssl_wc.models.registry import build_random_model, get_spec
-    from ssl_wc.paths import WarehousePaths
 
-    quiet_hf()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        demo = generate_demo(root / "data", n_annotated=args.images, n_pool=2)
-        wh = WarehousePaths.of(root / "wh")
-        ingest_annotations(wh, demo.building_parts, demo.style_names, synthetic=True)
-        from ingest.images import ingest_images
-
-        ingest_images(wh, demo.images)
-        base = get_spec("dinov2")
-        spec = build_random_model("dinov2", root / "model", seed=0, config=base.config,
-                                  input_hw=base.input_hw)
+        wh, spec = base_vit_warehouse(root, args.images)
         t = time.perf_counter()
         model = load_model(spec, device="cpu").model
         load_s = time.perf_counter() - t

@@ -43,25 +43,15 @@ def main() -> None:
     import duckdb
     import ray
     import torch
+    from base_setup import base_vit_warehouse
 
-    from ingest.annotations import ingest_annotations
-    from ingest.attention import AttentionJob, ingest_attention, quiet_hf
-    from ingest.images import ingest_images
-    from ssl_wc.data.demo import generate_demo
+    from ingest.attention import AttentionJob, ingest_attention
     from ssl_wc.lake.catalog import read_manifests
-    from ssl_wc.models.registry import build_random_model, get_spec
     from ssl_wc.paths import WarehousePaths
 
-    quiet_hf()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        demo = generate_demo(root / "data", n_annotated=args.images, n_pool=2)
-        template = WarehousePaths.of(root / "template")
-        ingest_annotations(template, demo.building_parts, demo.style_names, synthetic=True)
-        ingest_images(template, demo.images)
-        base = get_spec("dinov2")
-        spec = build_random_model("dinov2", root / "model", seed=0, config=base.config,
-                                  input_hw=base.input_hw)
+        template, spec = base_vit_warehouse(root, args.images, "template")
         cpus = os.cpu_count() or 1
         t = time.perf_counter()
         ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level="ERROR")

@@ -1,6 +1,8 @@
 # ssl-wc: two commands do all set-up on a fresh machine.
 #   make demo   create .venv, install, build the demo warehouse, start the dashboards
 #   make test   create/update .venv and run the whole test suite
+#   make venv-ray  add the optional Ray extra (ssl-wc[ray]); `make test` then runs the
+#                  Ray tests too (they skip without it)
 PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,7 +13,7 @@ TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?=
 PORT ?= 8501
 
-.PHONY: demo test venv lint bench serve clean-warehouse
+.PHONY: demo test venv venv-ray lint bench serve clean-warehouse
 
 venv: $(STAMP)
 
@@ -21,6 +23,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q "torch==2.13.0" $(TORCH_PIP_ARGS)
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
+
+venv-ray: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[dev,ray]"
 
 demo: $(STAMP)
 	$(BIN)/ssl-wc demo
@@ -44,6 +49,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_dashboard_queries.py
 	$(BIN)/python benchmarks/bench_report.py
 	$(BIN)/python benchmarks/bench_faithfulness.py
+	if $(BIN)/python -c "import ray" 2>/dev/null; then $(BIN)/python benchmarks/bench_ray.py; \
+	else echo "bench_ray.py skipped: make venv-ray first"; fi
 
 clean-warehouse:
 	rm -rf warehouse/* 

@@ -28,7 +28,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import demo_warehouse, real_layout_model
 from ssl_wc.resources import peak_rss_mb
 
 
@@ -40,20 +39,19 @@ def main() -> None:
 
     import numpy as np
     import torch
+    from base_setup import base_vit_warehouse
     from PIL import Image
 
-    from ingest.attention import AttentionJob, _image_rows, ingest_attention, quiet_hf
+    from ingest.attention import AttentionJob, _image_rows, ingest_attention
     from ssl_wc.lake.catalog import read_manifests
     from ssl_wc.models.extract import forward_kwargs
     from ssl_wc.models.loading import load_model
     from ssl_wc.models.preprocess import PreprocessConfig, preprocess_batch
 
-    quiet_hf()
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        wh = demo_warehouse(root, args.images)
-        spec = real_layout_model("dinov2", root / "model")
+        wh, spec = base_vit_warehouse(root, args.images)
         t = time.perf_counter()
         model = load_model(spec, device="cpu").model
         load_s = time.perf_counter() - t

@@ -26,10 +26,15 @@ outside the box (``box_similarity``, see ``ssl_wc.metrics.feature_similarity``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.util
 import json
+import os
 import re
+import socket
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +61,8 @@ FUSIONS = ("mean", "max", "min")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEVICE_RE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 TOKEN_CHOICES = ("last", "all", "none")
+ENGINES = ("local", "ray")
+ADDRESS_RE = re.compile(r"auto|local|(ray://)?[A-Za-z0-9_.-]+:\d{1,5}")
 
 
 @dataclass
@@ -86,6 +93,13 @@ class AttentionJob:
     extra_config: dict[str, Any] = field(default_factory=dict)
     # patch tokens: "last" (default), "all", "none"/None, or 0-based layers (CNN: stages)
     patch_tokens: str | Sequence[int] | None = "last"
+    # where the batches run: "local" (this process) or "ray" (a Ray Data actor pool; see
+    # ingest.attention_ray): the cluster address, actors, GPUs per actor (None: 1 where
+    # the cluster has GPUs, else 0)
+    engine: str = "local"
+    address: str | None = None
+    workers: int = 1
+    gpus_per_worker: float | None = None
 
 
 def in_shard(image_id: str, shard: tuple[int, int] | None) -> bool:
@@ -125,6 +139,7 @@ def check_options(job: AttentionJob) -> None:
     if bad:
         raise BadOption("fuse", ",".join(bad), "unknown head fusion", listing(FUSIONS))
     check_device_names(job.device, job.dtype)
+    check_engine(job)
     options.label("variant", job.variant)
     parse_shard(job.shard)
     if job.layers is not None and not job.layers:
@@ -161,6 +176,29 @@ def check_job(wh: WarehousePaths, job: AttentionJob) -> dict[str, Any]:
                             listing(methods_for(spec, ALL_METHODS)))
         specs[key] = spec
     return specs
+
+
+def check_engine(job: AttentionJob) -> None:
+    """``--engine`` and its options (``--address``, ``--workers``, ``--gpus-per-worker``)."""
+    if job.engine not in ENGINES:
+        raise BadOption("engine", job.engine, "unknown engine", listing(ENGINES))
+    if job.workers < 1:
+        raise BadOption("workers", job.workers, "must be at least 1")
+    if job.gpus_per_worker is not None and not (
+            0 <= job.gpus_per_worker <= 64 and np.isfinite(job.gpus_per_worker)):
+        raise BadOption("gpus_per_worker", job.gpus_per_worker, "must lie in 0..64",
+                        "0 (CPU), a fraction such as 0.5, 1, 2, ...")
+    if job.address is not None and not ADDRESS_RE.fullmatch(job.address):
+        raise BadOption("address", job.address, "not a Ray address",
+                        "auto, local, HOST:PORT, ray://HOST:PORT")
+    if job.engine == "local":
+        for name, value, default in (("workers", job.workers, 1), ("address", job.address, None),
+                                     ("gpus_per_worker", job.gpus_per_worker, None)):
+            if value != default:
+                raise BadOption(name, value, "only with --engine ray", listing(ENGINES))
+    elif importlib.util.find_spec("ray") is None:
+        raise BadOption("engine", job.engine, "Ray is not installed: pip install -e "
+                        "'.[ray]' (or make venv-ray)", listing(ENGINES))
 
 
 def check_device_names(device: str, dtype: str) -> None:
@@ -276,17 +314,26 @@ def ingest_attention(wh: WarehousePaths, job: AttentionJob,
     """
     specs = check_job(wh, job)
     images = select_images(wh, job)
-    choice = check_device(job.device, job.dtype)
+    # under Ray each worker picks its device (the driver may have no GPU)
+    choice = check_device(job.device, job.dtype) if job.engine == "local" else None
     results = []
-    for key in job.models:
-        try:
-            results.append(_ingest_model(wh, job, specs[key], choice, images, echo))
-        except Exception as exc:
-            if job.strict:
-                raise
-            results.append(JobResult(f"attention:{key}", "failed", failed=len(images),
-                                     message=f"{type(exc).__name__}: {exc}"))
-            _record_model_failure(wh, job, key, exc)
+    session: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if job.engine == "ray":
+        from ingest.ray_engine import ray_session
+
+        # connects, and refuses what the cluster cannot host before any run starts
+        session = ray_session(job.address, job.workers, job.gpus_per_worker)
+    with session as ray_plan:
+        for key in job.models:
+            try:
+                results.append(_ingest_model(wh, job, specs[key], choice, images, echo,
+                                             ray_plan))
+            except Exception as exc:
+                if job.strict:
+                    raise
+                results.append(JobResult(f"attention:{key}", "failed", failed=len(images),
+                                         message=f"{type(exc).__name__}: {exc}"))
+                _record_model_failure(wh, job, key, exc)
     return results
 
 
@@ -300,9 +347,7 @@ def _record_model_failure(wh: WarehousePaths, job: AttentionJob, key: str,
 
 def _ingest_model(wh: WarehousePaths, job: AttentionJob, spec: Any, choice: Any,
                   images: list[tuple[str, Path]],
-                  echo: Callable[[str], None] | None) -> JobResult:
-    import dataclasses
-
+                  echo: Callable[[str], None] | None, ray_plan: Any = None) -> JobResult:
     from ssl_wc.models.preprocess import PreprocessConfig
     from ssl_wc.models.revisions import resolve_revision
 
@@ -336,36 +381,22 @@ def _ingest_model(wh: WarehousePaths, job: AttentionJob, spec: Any, choice: Any,
     if not todo:
         return JobResult(name, "skipped", skipped=len(images),
                          message=f"{spec.key}: all {len(images)} images already ingested")
-    from ssl_wc.models.loading import load_model
-
-    quiet_hf()
-    t_load = time.monotonic()
-    projection = None
-    loaded_commit = None
-    if job.model_factory is not None:
-        model = job.model_factory(spec, choice)
-    else:
-        # load exactly the commit that was hashed (a floating 'main' may move meanwhile)
-        load_spec = spec if spec.local_dir is not None or resolved.commit is None else \
-            dataclasses.replace(spec, revision=resolved.commit)
-        loaded = load_model(load_spec, choice)
-        model, projection = loaded.model, loaded.projection
-        loaded_commit = loaded.provenance.get("commit_hash")
-        if spec.local_dir is None and resolved.commit and loaded_commit \
-                and loaded_commit != resolved.commit:
-            raise RuntimeError(f"model {spec.key!r}: resolved commit {resolved.commit} but "
-                               f"transformers loaded {loaded_commit}")
-    load_s = time.monotonic() - t_load
-    classifier = job.classifier_factory(choice) if job.classifier_factory else None
     map_methods = [m for m in todo_methods if m not in ("features", "tokens")]
     plan = _StreamPlan(methods=map_methods, features="features" in todo_methods,
                        layers0=layers0, tokens0=tokens0 if "tokens" in todo_methods else [],
-                       hashes=hashes, pre=pre, classifier=classifier, projection=projection)
+                       hashes=hashes, pre=pre, classifier=None, projection=None)
+    if job.engine == "ray":
+        return _ingest_model_ray(wh, job, spec, ray_plan, images, todo, plan, base_cfg,
+                                 resolved, echo)
+    t_load = time.monotonic()
+    model, plan.projection, plan.classifier, loaded_commit = load_extractor(
+        spec, job, choice, resolved.commit)
+    load_s = time.monotonic() - t_load
     revision = {"revision": spec.revision, "commit_hash": resolved.commit,
                 "resolved_by": resolved.how, "loaded_commit": loaded_commit}
     cfg = {**base_cfg, "methods": map_methods, "features": plan.features,
            "patch_token_layers": plan.tokens0, "device": choice.to_dict(),
-           "shard": job.shard, "force": job.force}
+           "shard": job.shard, "force": job.force, "engine": "local"}
     with Run(wh, "attention", cfg, device=f"{choice.device}:{choice.dtype}") as run:
         _write_source(run, spec, job, methods, hashes, pre, choice, revision)
         boxes = _boxes_by_image(wh) if plan.tokens0 else {}
@@ -379,6 +410,151 @@ def _ingest_model(wh: WarehousePaths, job: AttentionJob, spec: Any, choice: Any,
                      rows={"attention_maps": stats["maps"], "patch_tokens": stats["tokens"]},
                      message=f"{spec.key}: {stats['images']} images, {stats['maps']} maps "
                              f"({stats['images_per_s']:.1f} img/s on {choice.device})")
+
+
+def load_extractor(spec: Any, job: AttentionJob, choice: Any,
+                   resolved_commit: str | None) -> tuple[Any, Any, Any, str | None]:
+    """(model, projection, classifier, loaded commit) on ``choice``: the one loading path of
+    both engines (a Ray worker calls it once, in its constructor)."""
+    import dataclasses
+
+    from ssl_wc.models.loading import load_model
+
+    quiet_hf()
+    projection = None
+    loaded_commit = None
+    if job.model_factory is not None:
+        model = job.model_factory(spec, choice)
+    else:
+        # load exactly the commit that was hashed (a floating 'main' may move meanwhile)
+        load_spec = spec if spec.local_dir is not None or resolved_commit is None else \
+            dataclasses.replace(spec, revision=resolved_commit)
+        loaded = load_model(load_spec, choice)
+        model, projection = loaded.model, loaded.projection
+        loaded_commit = loaded.provenance.get("commit_hash")
+        if spec.local_dir is None and resolved_commit and loaded_commit \
+                and loaded_commit != resolved_commit:
+            raise RuntimeError(f"model {spec.key!r}: resolved commit {resolved_commit} but "
+                               f"transformers loaded {loaded_commit}")
+    classifier = job.classifier_factory(choice) if job.classifier_factory else None
+    return model, projection, classifier, loaded_commit
+
+
+class BatchComputer:
+    """The compute half of the batch loop on a Ray worker: the device chosen there, the
+    model loaded once (:func:`load_extractor`), then :func:`compute_batch` per batch.
+    Returns ``(BatchOut, info)``; info: the device, the loaded commit, torch threads."""
+
+    def __init__(self, spec: Any, job: AttentionJob, plan: _StreamPlan,
+                 resolved_commit: str | None) -> None:
+        import dataclasses
+
+        import torch
+
+        choice = check_device(job.device, job.dtype)
+        model, projection, classifier, commit = load_extractor(spec, job, choice,
+                                                               resolved_commit)
+        self.model, self.spec, self.job = model, spec, job
+        self.plan = dataclasses.replace(plan, projection=projection, classifier=classifier)
+        self.info = {"device": choice.to_dict(), "loaded_commit": commit,
+                     "threads": torch.get_num_threads()}
+
+    def __call__(self, batch: list[tuple[str, Path]]) -> tuple[BatchOut, dict[str, Any]]:
+        return compute_batch(self.model, self.spec, self.job, self.plan, batch), self.info
+
+
+def _ingest_model_ray(wh: WarehousePaths, job: AttentionJob, spec: Any, rp: Any,
+                      images: list[tuple[str, Path]], todo: list[tuple[str, Path]],
+                      plan: _StreamPlan, base_cfg: dict[str, Any], resolved: Any,
+                      echo: Callable[[str], None] | None) -> JobResult:
+    """One model's run on a Ray actor pool (:mod:`ingest.ray_engine`): workers compute the
+    local engine's batches; this process checks that each batch arrives once with all
+    its images, writes it through its run, logs the images of batches that never came
+    back, and commits."""
+    import dataclasses
+
+    from ingest.ray_engine import run_on_pool
+    from ssl_wc.models.device import DeviceChoice
+
+    batches = _batches(todo, plan.pre, job.batch_size)
+    cfg = {**base_cfg, "methods": plan.methods, "features": plan.features,
+           "patch_token_layers": plan.tokens0,
+           "device": {"requested": job.device, "dtype": job.dtype},
+           "shard": job.shard, "force": job.force, "engine": "ray", "workers": rp.workers,
+           "cpus_per_worker": rp.cpus, "gpus_per_worker": rp.gpus, "address": rp.address}
+    worker_job = dataclasses.replace(job, specs={}, images=None, progress=False)
+    worker_plan = dataclasses.replace(plan, classifier=None, projection=None)
+    t0 = time.monotonic()
+    tally: dict[str, Any] = {"images": 0, "maps": 0, "tokens": 0, "model": 0.0,
+                             "write": 0.0, "info": None, "per_worker": {}}
+    progress = _Progress(len(todo), f"{spec.key} (ray x{rp.workers})", enabled=job.progress)
+    with Run(wh, "attention", cfg, device=f"ray:{job.device}") as run:
+        boxes = _boxes_by_image(wh) if plan.tokens0 else {}
+
+        def on_batch(k: int, result: tuple[BatchOut, dict[str, Any]],
+                     meta: dict[str, Any]) -> None:
+            out, info = result
+            expected = Counter(i for i, _ in batches[k])
+            got = Counter([*out.ids, *(item for _, item, _ in out.errors if item in expected)])
+            if got != expected:  # never commit rows that cannot be accounted for
+                raise RuntimeError(f"batch {k} came back with images {sorted(got)}, "
+                                   f"expected {sorted(expected)}")
+            t1 = time.monotonic()
+            m, t = write_batch(run, spec, job, plan, out, boxes)
+            tally["write"] += time.monotonic() - t1
+            tally["maps"] += m
+            tally["tokens"] += t
+            tally["images"] += len(out.ids)
+            tally["model"] += out.seconds_model
+            tally["info"] = tally["info"] or info
+            w = tally["per_worker"].setdefault(meta["worker"], {"images": 0, "seconds": 0.0})
+            w["images"] += len(out.ids)
+            w["seconds"] += meta["seconds"]
+            progress.advance(out.n_in)
+
+        try:
+            outcome = run_on_pool(batches, BatchComputer, (spec, worker_job, worker_plan,
+                                                           resolved.commit),
+                                  rp, on_batch, strict=job.strict)
+        finally:
+            progress.close()
+        if outcome.error is not None:
+            line = (str(outcome.error).strip().splitlines() or [""])[-1][:300]
+            for k in outcome.missing:
+                for image_id, _ in batches[k]:
+                    run.log_error("attention", image_id, "not computed: the Ray job stopped "
+                                  f"({type(outcome.error).__name__}: {line}); rerun to retry")
+        info = tally["info"]
+        choice = DeviceChoice(**info["device"])
+        run.device = f"{choice.device}:{choice.dtype}"
+        revision = {"revision": spec.revision, "commit_hash": resolved.commit,
+                    "resolved_by": resolved.how, "loaded_commit": info["loaded_commit"]}
+        _write_source(run, spec, job, methods_for(spec, job.methods), plan.hashes, plan.pre,
+                      choice, revision)
+        wall = time.monotonic() - t0
+        n_img = tally["images"]
+        per_worker = {w: {**v, "images_per_s": v["images"] / max(v["seconds"], 1e-9)}
+                      for w, v in sorted(tally["per_worker"].items())}
+        summary = {"unit_hashes": plan.hashes, "model": spec.key, "variant": job.variant,
+                   "n_images": n_img, **revision, "images": n_img, "maps": tally["maps"],
+                   "tokens": tally["tokens"], "seconds_total": wall,
+                   "seconds_model": tally["model"], "images_per_s": n_img / max(wall, 1e-9),
+                   "code_version": code_version(), "engine": "ray", "workers": rp.workers,
+                   "per_worker": per_worker, "batches": len(batches),
+                   "worker_images_per_s": sum(v["images_per_s"] for v in per_worker.values())
+                   / max(len(per_worker), 1),
+                   "duplicates_dropped": outcome.duplicates,
+                   "driver_write_seconds": tally["write"], "worker_threads": info["threads"]}
+        manifest = run.commit(**summary)
+    rate = n_img / max(wall, 1e-9)
+    if echo is not None:
+        echo(f"{spec.key}: {n_img} images in {wall:.1f}s on {rp.workers} Ray worker(s) "
+             f"({rate:.1f} img/s)")
+    return JobResult(f"attention:{spec.key}", manifest["status"], run.run_id, new=n_img,
+                     skipped=len(images) - len(todo), failed=len(run.errors),
+                     rows={"attention_maps": tally["maps"], "patch_tokens": tally["tokens"]},
+                     message=f"{spec.key}: {n_img} images, {tally['maps']} maps ({rate:.1f} "
+                             f"img/s on {rp.workers} Ray worker(s), {choice.device})")
 
 
 def _write_source(run: Run, spec: Any, job: AttentionJob, methods: list[str],
@@ -412,7 +588,84 @@ def _boxes_by_image(wh: WarehousePaths) -> dict[str, tuple[np.ndarray, np.ndarra
             for i, v in by.items()}
 
 
-def _load_images(batch: list[tuple[str, Path]], run: Run,
+class ErrorLog:
+    """Per-image errors of one batch computed away from the :class:`Run` (a Ray worker);
+    :func:`write_batch` replays them into the run, in order."""
+
+    def __init__(self) -> None:
+        self.errors: list[tuple[str, str, str]] = []
+
+    def log_error(self, step: str, item: str, error: BaseException | str) -> None:
+        self.errors.append((step, item, str(error)))
+
+
+@dataclass
+class BatchOut:
+    """One batch computed (read, preprocessed, extracted, non-finite images dropped): what
+    :func:`write_batch` writes. ``ids`` are the images kept; every other image of the
+    batch has an entry in ``errors``."""
+
+    ids: list[str]
+    transforms: list[Any]
+    res: Any  # ExtractionResult, or None when no image of the batch could be read
+    errors: list[tuple[str, str, str]]
+    n_in: int
+    seconds_model: float = 0.0
+
+
+def compute_batch(model: Any, spec: Any, job: AttentionJob, plan: _StreamPlan,
+                  batch: list[tuple[str, Path]]) -> BatchOut:
+    """Read, preprocess and extract one batch, and drop the images with non-finite values:
+    the compute half of the batch loop, shared by both engines."""
+    import torch
+
+    from ssl_wc.models.extract import extract_batch
+    from ssl_wc.models.preprocess import preprocess_batch
+
+    log = ErrorLog()
+    ids, ims = _load_images(batch, log, job.strict)
+    if not ids:
+        return BatchOut([], [], None, log.errors, len(batch))
+    layers1 = [li + 1 for li in plan.layers0]
+    heads: str | list[int] | None = "all" if job.heads is None else list(job.heads)
+    feature_layers = list(range(spec.num_layers + 1)) if spec.kind == "cnn" else \
+        [0, *layers1]
+    pixels, transforms = preprocess_batch(ims, plan.pre)
+    t1 = time.monotonic()
+    res = extract_batch(model, spec, torch.from_numpy(np.asarray(pixels)),
+                        methods=plan.methods, layers=layers1, heads=heads,
+                        fuse=tuple(job.fuse), features=plan.features,
+                        feature_layers=feature_layers if plan.features else None,
+                        patch_token_layers=[li + 1 for li in plan.tokens0],
+                        classifier=plan.classifier, projection=plan.projection)
+    t_fwd = time.monotonic() - t1
+    res, ids, transforms = _drop_non_finite(res, plan, ids, transforms, log)
+    return BatchOut(ids, transforms, res, log.errors, len(batch), t_fwd)
+
+
+def write_batch(run: Run, spec: Any, job: AttentionJob, plan: _StreamPlan, out: BatchOut,
+                boxes: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[int, int]:
+    """Write one computed batch through ``run`` (its errors first): the write half of the
+    batch loop, run by the process that owns the run. Returns (maps, token rows)."""
+    for step, item, error in out.errors:
+        run.log_error(step, item, error)
+    n_maps = n_tok = 0
+    if out.res is None:
+        return n_maps, n_tok
+    res, ids, transforms = out.res, out.ids, out.transforms
+    img_ids = np.asarray(ids, dtype=object)
+    for mb in res.all_maps() if plan.methods else []:
+        n_maps += _write_maps(run, spec, job, plan, mb, img_ids)
+    if plan.features and res.features is not None:
+        _write_features(run, spec, job, plan, res.features, img_ids)
+    if ids:
+        _write_frames(run, spec, job, ids, transforms)
+    if plan.tokens0 and ids:
+        n_tok += _write_tokens(run, spec, job, plan, res, ids, transforms, boxes)
+    return n_maps, n_tok
+
+
+def _load_images(batch: list[tuple[str, Path]], run: Run | ErrorLog,
                  strict: bool) -> tuple[list[str], list[Any]]:
     from PIL import Image
 
@@ -431,7 +684,7 @@ def _load_images(batch: list[tuple[str, Path]], run: Run,
 
 
 def _drop_non_finite(res: Any, plan: Any, ids: list[str], transforms: list[Any],
-                     run: Run) -> tuple[Any, list[str], list[Any]]:
+                     run: Run | ErrorLog) -> tuple[Any, list[str], list[Any]]:
     """The batch without the images that have a NaN or infinite value in any stored map,
     feature or patch token, with their ids and transforms. Those are logged per image in
     ``ingest_errors``; their units are not committed, so a rerun tries them again (the
@@ -548,55 +801,31 @@ def _batches(todo: list[tuple[str, Path]], pre: Any,
 def _stream(run: Run, model: Any, spec: Any, job: AttentionJob, todo: list[tuple[str, Path]],
             plan: _StreamPlan, boxes: dict[str, tuple[np.ndarray, np.ndarray]],
             echo: Callable[[str], None] | None) -> dict[str, Any]:
-    """Batch loop: read, preprocess, extract, write. Memory is bounded by one batch."""
-    import torch
-
-    from ssl_wc.models.extract import extract_batch
-    from ssl_wc.models.preprocess import preprocess_batch
-
-    layers1 = [li + 1 for li in plan.layers0]
-    heads: str | list[int] | None = "all" if job.heads is None else list(job.heads)
-    feature_layers = list(range(spec.num_layers + 1)) if spec.kind == "cnn" else \
-        [0, *layers1]
+    """Batch loop of the local engine: compute, then write, batch by batch. Memory is
+    bounded by one batch."""
     n_maps = n_img = n_tok = 0
     t_fwd = 0.0
     t0 = time.monotonic()
     progress = _Progress(len(todo), spec.key, enabled=job.progress)
     try:
         for batch in _batches(todo, plan.pre, job.batch_size):
-            ids, ims = _load_images(batch, run, job.strict)
-            if not ids:
-                progress.advance(len(batch))
-                continue
-            pixels, transforms = preprocess_batch(ims, plan.pre)
-            t1 = time.monotonic()
-            res = extract_batch(model, spec, torch.from_numpy(np.asarray(pixels)),
-                                methods=plan.methods, layers=layers1, heads=heads,
-                                fuse=tuple(job.fuse), features=plan.features,
-                                feature_layers=feature_layers if plan.features else None,
-                                patch_token_layers=[li + 1 for li in plan.tokens0],
-                                classifier=plan.classifier, projection=plan.projection)
-            t_fwd += time.monotonic() - t1
-            res, ids, transforms = _drop_non_finite(res, plan, ids, transforms, run)
-            img_ids = np.asarray(ids, dtype=object)
-            for mb in res.all_maps() if plan.methods else []:
-                n_maps += _write_maps(run, spec, job, plan, mb, img_ids)
-            if plan.features and res.features is not None:
-                _write_features(run, spec, job, plan, res.features, img_ids)
-            if ids:
-                _write_frames(run, spec, job, ids, transforms)
-            if plan.tokens0 and ids:
-                n_tok += _write_tokens(run, spec, job, plan, res, ids, transforms, boxes)
-            n_img += len(ids)
+            out = compute_batch(model, spec, job, plan, batch)
+            t_fwd += out.seconds_model
+            m, t = write_batch(run, spec, job, plan, out, boxes)
+            n_maps, n_tok, n_img = n_maps + m, n_tok + t, n_img + len(out.ids)
             progress.advance(len(batch))
     finally:
         progress.close()
     wall = time.monotonic() - t0
     if echo is not None:
         echo(f"{spec.key}: {n_img} images in {wall:.1f}s ({n_img / max(wall, 1e-9):.1f} img/s)")
+    worker = f"{socket.gethostname()}:{os.getpid()}"
     return {"images": n_img, "maps": n_maps, "tokens": n_tok, "seconds_total": wall,
             "seconds_model": t_fwd, "images_per_s": n_img / max(wall, 1e-9),
-            "code_version": code_version()}
+            "code_version": code_version(), "engine": "local", "workers": 1,
+            "per_worker": {worker: {"images": n_img, "seconds": wall,
+                                    "images_per_s": n_img / max(wall, 1e-9)}},
+            "worker_images_per_s": n_img / max(wall, 1e-9)}
 
 
 def _write_maps(run: Run, spec: Any, job: AttentionJob, plan: _StreamPlan, mb: Any,

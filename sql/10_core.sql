@@ -1,9 +1,18 @@
 -- Run history, files and the annotation / image views.
 
+-- engine (local or ray), workers and per-worker throughput (images per second of a
+-- worker's own compute time, averaged over the workers) of the model jobs; NULL for jobs
+-- that run no model.
 CREATE OR REPLACE VIEW runs AS
 SELECT run_id, kind, status, started_at, ended_at, seconds, config_hash, config_json,
        code_version, host, pid, device, row_counts_json, n_files, n_errors, error,
-       summary_json
+       summary_json,
+       json_extract_string(summary_json, '$.engine') AS engine,
+       TRY_CAST(json_extract_string(summary_json, '$.workers') AS INTEGER) AS workers,
+       TRY_CAST(json_extract_string(summary_json, '$.images_per_s') AS DOUBLE)
+           AS images_per_s,
+       TRY_CAST(json_extract_string(summary_json, '$.worker_images_per_s') AS DOUBLE)
+           AS worker_images_per_s
 FROM _runs
 ORDER BY started_at;
 

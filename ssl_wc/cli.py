@@ -187,6 +187,16 @@ def ingest_attention_cmd(
              "layers, e.g. 5,11 (a CNN: stages).")] = "last",
     force: Annotated[bool, typer.Option(help="Recompute what is already committed.")] = False,
     strict: Annotated[bool, typer.Option(help="Fail on the first bad image or model.")] = False,
+    engine: Annotated[str, typer.Option(
+        help="local (this process) or ray (a Ray Data actor pool; needs ssl-wc[ray]).")
+                      ] = "local",
+    address: Annotated[str | None, typer.Option(
+        help="Ray cluster: auto (the running one), local (a new one), HOST:PORT or "
+             "ray://HOST:PORT (default: $RAY_ADDRESS, else local).")] = None,
+    workers: Annotated[int, typer.Option(help="Ray actors, each holding the model once.")
+                       ] = 1,
+    gpus_per_worker: Annotated[float | None, typer.Option(
+        help="GPUs per Ray actor (default: 1 where the cluster has GPUs, else 0).")] = None,
 ) -> None:
     """Run backbones over the annotated images; write maps, features and patch tokens.
 
@@ -216,7 +226,8 @@ def ingest_attention_cmd(
                        features=features, model_config=model_config, shard=shard,
                        strict=strict,
                        images=options.split_list("images", images) if images is not None
-                       else None, force=force, patch_tokens=tokens)
+                       else None, force=force, patch_tokens=tokens, engine=engine,
+                       address=address, workers=workers, gpus_per_worker=gpus_per_worker)
     _finish(ingest_attention(STATE.warehouse, job))
 
 

@@ -39,7 +39,9 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
                   "layers": ((list, str), "all"), "heads": ((list, str), "all"),
                   "batch_size": ((int,), 8), "device": ((str,), "auto"),
                   "model_config": ((str,), None), "variant": ((str,), "frozen"),
-                  "features": ((bool,), True), "shard": ((str,), None)},
+                  "features": ((bool,), True), "shard": ((str,), None),
+                  "engine": ((str,), "local"), "address": ((str,), None),
+                  "workers": ((int,), 1), "gpus_per_worker": ((float, int), None)},
     "metrics": {"enabled": ((bool,), True), "baselines": ((bool,), True)},
     "faithfulness": {"enabled": ((bool,), True), "checks": ((list,), ["deletion", "mprt"]),
                      "models": ((list, str), "all"), "methods": ((list, str), "all"),
@@ -71,7 +73,8 @@ class PipelineConfig:
 
 
 def _type_name(types: tuple[type, ...]) -> str:
-    return " or ".join({list: "array", str: "string", bool: "boolean", int: "integer"}[t]
+    return " or ".join({list: "array", str: "string", bool: "boolean", int: "integer",
+                             float: "number"}[t]
                        for t in types)
 
 
@@ -192,7 +195,8 @@ def plan(cfg: PipelineConfig) -> list[tuple[str, str]]:
         elif step == "attention":
             what = (f"models {','.join(s['models'])}; methods {','.join(s['methods'])}; "
                     f"layers {s['layers']}; heads {s['heads']}; device {s['device']}; "
-                    f"batch {s['batch_size']}")
+                    f"batch {s['batch_size']}; engine {s['engine']}"
+                    + (f" x{s['workers']}" if s["engine"] == "ray" else ""))
         elif step == "metrics":
             what = ("score every committed map not yet scored" + (" + baselines"
                     if s["baselines"] else "")) if s["enabled"] else "disabled"
@@ -272,7 +276,10 @@ def attention_job(cfg: PipelineConfig, strict: bool = False) -> Any:
                         batch_size=s["batch_size"], device=s["device"],
                         variant=s["variant"], features=s["features"],
                         model_config=Path(s["model_config"]) if s["model_config"] else None,
-                        shard=s["shard"], strict=strict, patch_tokens=s["patch_tokens"])
+                        shard=s["shard"], strict=strict, patch_tokens=s["patch_tokens"],
+                        engine=s["engine"], address=s["address"], workers=s["workers"],
+                        gpus_per_worker=None if s["gpus_per_worker"] is None
+                        else float(s["gpus_per_worker"]))
 
 
 #: (section, key, what it names) of the paths a config may give

@@ -47,12 +47,19 @@ def render() -> None:
         .alias("rows written"),
         (pl.col("bytes") / 1e6).alias("MB"))
     st.dataframe(
-        table.select("started_at", "kind", "status", "seconds", "n_files", "rows written", "MB",
+        table.select("started_at", "kind", "status", "seconds", "engine", "workers",
+                     "images_per_s", "worker_images_per_s", "n_files", "rows written", "MB",
                      "n_errors", "error", "run_id"),
         hide_index=True, width="stretch", column_config={
             "started_at": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
             "seconds": st.column_config.NumberColumn(format="%.2f"),
             "MB": st.column_config.NumberColumn(format="%.2f"),
+            "engine": st.column_config.TextColumn(
+                "engine", help="local (one process) or ray (an actor pool)"),
+            "images_per_s": st.column_config.NumberColumn("images/s", format="%.1f"),
+            "worker_images_per_s": st.column_config.NumberColumn(
+                "images/s per worker", format="%.1f",
+                help="per worker: images over the seconds it spent computing them"),
             "n_errors": "item errors", "error": "run error"})
     failed = shown.filter(pl.col("error").is_not_null())
     if failed.height:

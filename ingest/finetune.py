@@ -46,7 +46,13 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.common import JobResult, last_manifest, refuse_emptying, unchanged_input
+from ingest.common import (
+    METRIC_TABLES,
+    JobResult,
+    last_manifest,
+    refuse_emptying,
+    unchanged_input,
+)
 from ingest.model_specs import quiet_hf, resolve_spec
 from ssl_wc import options
 from ssl_wc.finetune import STRATEGIES
@@ -486,8 +492,6 @@ def materialise_variant_deltas(wh: WarehousePaths, *, resamples: int = 10_000, s
     leaves a failed run). Comparisons that exist are never replaced by none (unless
     ``force``): :func:`ingest.common.refuse_emptying`.
     """
-    from ingest.stats import METRIC_TABLES
-
     fp, skip = unchanged_input(wh, "variant_deltas", METRIC_TABLES, force=force,
                                what="metrics", resamples=resamples)
     if skip is not None:

@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ingest.common import JobResult, refuse_emptying, unchanged_input
+from ingest.common import METRIC_TABLES, JobResult, refuse_emptying, unchanged_input
 from ssl_wc.lake.runs import Run
 from ssl_wc.options import BadOption
 from ssl_wc.paths import WarehousePaths
@@ -40,8 +40,6 @@ COMPARED_METRICS = ("iou", "coverage", "pointing_t0", "pointing_t15", "topk_poin
                     # random order, not the raw AUCs, whose scale differs between models
                     "deletion_gain", "insertion_gain", "road_gap", "mprt_spearman_abs",
                     "mprt_ssim", "emprt")
-#: tables whose change makes the comparisons stale (metric_long reads all of them)
-METRIC_TABLES = ("metrics_map", "metrics_iou", "faithfulness_curves", "mprt_similarity")
 
 
 MIN_RESAMPLES = 100

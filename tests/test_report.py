@@ -156,7 +156,7 @@ def test_faithfulness_views_are_reported_when_present(scored_wh, tmp_path: Path,
     w.ensure_catalog(scored_wh)  # the copy's own catalog first, then a view by hand
     con = duckdb.connect(str(scored_wh.catalog))
     try:
-        con.sql("""CREATE VIEW faithfulness_metrics AS
+        con.sql("""CREATE OR REPLACE VIEW faithfulness_metrics AS
                    SELECT * FROM (VALUES ('m1', 'frozen', 'deletion_auc', 0.25),
                                          ('m2', 'frozen', 'deletion_auc', 0.5))
                    AS t(model, variant, metric, value)""")

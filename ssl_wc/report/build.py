@@ -513,11 +513,8 @@ def section_faithfulness(ctx: Context, present: Sequence[str]) -> Section | None
     s = Section("faithfulness", "Faithfulness",
                 "Whether the maps depend on the model (randomisation sanity checks) and on "
                 "the pixels they point at (deletion / insertion).")
-    for view in present:
+    for view in present:  # views with rows (see build_report)
         df = ctx.src.q(f"report_{view}")
-        if df.height == 0:
-            s.blocks.append(_note(f"{view} is empty: run `ssl-wc faithfulness`."))
-            continue
         df = df.drop([c for c, t in df.schema.items() if isinstance(t, pl.List | pl.Array |
                                                                       pl.Struct)])
         num = [c for c, t in df.schema.items() if t.is_float() or isinstance(t, pl.Decimal)]
@@ -812,7 +809,8 @@ def build_report(wh: WarehousePaths, opts: ReportOptions,
             ctx = Context(src, opts, folder, ch["protocol"], opts.metric, ch["percentile"],
                           ch["label"], ch["direction"], models, ch["defaults"], best,
                           model_colors(all_keys), watermark_text(src, models))
-            present = [v for v in FAITHFULNESS_VIEWS if v in src.relations()]
+            present = [v for v in FAITHFULNESS_VIEWS if v in src.relations()
+                       and src.q(f"report_{v}").height > 0]  # views exist; rows may not
             builders: list[tuple[str, Callable[[], Section | None]]] = [
                 ("dataset", lambda: section_dataset(ctx)),
                 ("leaderboard", lambda: section_leaderboard(ctx)),

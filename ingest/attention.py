@@ -488,64 +488,71 @@ def _ingest_model_ray(wh: WarehousePaths, job: AttentionJob, spec: Any, rp: Any,
     tally: dict[str, Any] = {"images": 0, "maps": 0, "tokens": 0, "model": 0.0,
                              "write": 0.0, "info": None, "per_worker": {}}
     progress = _Progress(len(todo), f"{spec.key} (ray x{rp.workers})", enabled=job.progress)
-    with Run(wh, "attention", cfg, device=f"ray:{job.device}") as run:
-        boxes = _boxes_by_image(wh) if plan.tokens0 else {}
+    run = Run(wh, "attention", cfg, device=f"ray:{job.device}")
+    try:
+        with run:
+            boxes = _boxes_by_image(wh) if plan.tokens0 else {}
 
-        def on_batch(k: int, result: tuple[BatchOut, dict[str, Any]],
-                     meta: dict[str, Any]) -> None:
-            out, info = result
-            expected = Counter(i for i, _ in batches[k])
-            got = Counter([*out.ids, *(item for _, item, _ in out.errors if item in expected)])
-            if got != expected:  # never commit rows that cannot be accounted for
-                raise RuntimeError(f"batch {k} came back with images {sorted(got)}, "
-                                   f"expected {sorted(expected)}")
-            t1 = time.monotonic()
-            m, t = write_batch(run, spec, job, plan, out, boxes)
-            tally["write"] += time.monotonic() - t1
-            tally["maps"] += m
-            tally["tokens"] += t
-            tally["images"] += len(out.ids)
-            tally["model"] += out.seconds_model
-            tally["info"] = tally["info"] or info
-            w = tally["per_worker"].setdefault(meta["worker"], {"images": 0, "seconds": 0.0})
-            w["images"] += len(out.ids)
-            w["seconds"] += meta["seconds"]
-            progress.advance(out.n_in)
+            def on_batch(k: int, result: tuple[BatchOut, dict[str, Any]],
+                         meta: dict[str, Any]) -> None:
+                out, info = result
+                expected = Counter(i for i, _ in batches[k])
+                got = Counter([*out.ids, *(item for _, item, _ in out.errors if item in expected)])
+                if got != expected:  # never commit rows that cannot be accounted for
+                    raise RuntimeError(f"batch {k} came back with images {sorted(got)}, "
+                                       f"expected {sorted(expected)}")
+                t1 = time.monotonic()
+                m, t = write_batch(run, spec, job, plan, out, boxes)
+                tally["write"] += time.monotonic() - t1
+                tally["maps"] += m
+                tally["tokens"] += t
+                tally["images"] += len(out.ids)
+                tally["model"] += out.seconds_model
+                tally["info"] = tally["info"] or info
+                w = tally["per_worker"].setdefault(meta["worker"], {"images": 0, "seconds": 0.0})
+                w["images"] += len(out.ids)
+                w["seconds"] += meta["seconds"]
+                progress.advance(out.n_in)
 
-        try:
-            outcome = run_on_pool(batches, BatchComputer, (spec, worker_job, worker_plan,
-                                                           resolved.commit),
-                                  rp, on_batch, strict=job.strict)
-        finally:
-            progress.close()
-        if outcome.error is not None:
-            line = (str(outcome.error).strip().splitlines() or [""])[-1][:300]
-            for k in outcome.missing:
-                for image_id, _ in batches[k]:
-                    run.log_error("attention", image_id, "not computed: the Ray job stopped "
-                                  f"({type(outcome.error).__name__}: {line}); rerun to retry")
-        info = tally["info"]
-        choice = DeviceChoice(**info["device"])
-        run.device = f"{choice.device}:{choice.dtype}"
-        revision = {"revision": spec.revision, "commit_hash": resolved.commit,
-                    "resolved_by": resolved.how, "loaded_commit": info["loaded_commit"]}
-        _write_source(run, spec, job, methods_for(spec, job.methods), plan.hashes, plan.pre,
-                      choice, revision)
-        wall = time.monotonic() - t0
-        n_img = tally["images"]
-        per_worker = {w: {**v, "images_per_s": v["images"] / max(v["seconds"], 1e-9)}
-                      for w, v in sorted(tally["per_worker"].items())}
-        summary = {"unit_hashes": plan.hashes, "model": spec.key, "variant": job.variant,
-                   "n_images": n_img, **revision, "images": n_img, "maps": tally["maps"],
-                   "tokens": tally["tokens"], "seconds_total": wall,
-                   "seconds_model": tally["model"], "images_per_s": n_img / max(wall, 1e-9),
-                   "code_version": code_version(), "engine": "ray", "workers": rp.workers,
-                   "per_worker": per_worker, "batches": len(batches),
-                   "worker_images_per_s": sum(v["images_per_s"] for v in per_worker.values())
-                   / max(len(per_worker), 1),
-                   "duplicates_dropped": outcome.duplicates,
-                   "driver_write_seconds": tally["write"], "worker_threads": info["threads"]}
-        manifest = run.commit(**summary)
+            try:
+                outcome = run_on_pool(batches, BatchComputer, (spec, worker_job, worker_plan,
+                                                               resolved.commit),
+                                      rp, on_batch, strict=job.strict)
+            finally:
+                progress.close()
+            if outcome.error is not None:
+                line = (str(outcome.error).strip().splitlines() or [""])[-1][:300]
+                for k in outcome.missing:
+                    for image_id, _ in batches[k]:
+                        run.log_error("attention", image_id, "not computed: the Ray job stopped "
+                                      f"({type(outcome.error).__name__}: {line}); rerun to retry")
+            info = tally["info"]
+            choice = DeviceChoice(**info["device"])
+            run.device = f"{choice.device}:{choice.dtype}"
+            revision = {"revision": spec.revision, "commit_hash": resolved.commit,
+                        "resolved_by": resolved.how, "loaded_commit": info["loaded_commit"]}
+            _write_source(run, spec, job, methods_for(spec, job.methods), plan.hashes, plan.pre,
+                          choice, revision)
+            wall = time.monotonic() - t0
+            n_img = tally["images"]
+            per_worker = {w: {**v, "images_per_s": v["images"] / max(v["seconds"], 1e-9)}
+                          for w, v in sorted(tally["per_worker"].items())}
+            summary = {"unit_hashes": plan.hashes, "model": spec.key, "variant": job.variant,
+                       "n_images": n_img, **revision, "images": n_img, "maps": tally["maps"],
+                       "tokens": tally["tokens"], "seconds_total": wall,
+                       "seconds_model": tally["model"], "images_per_s": n_img / max(wall, 1e-9),
+                       "code_version": code_version(), "engine": "ray", "workers": rp.workers,
+                       "per_worker": per_worker, "batches": len(batches),
+                       "worker_images_per_s": sum(v["images_per_s"] for v in per_worker.values())
+                       / max(len(per_worker), 1),
+                       "duplicates_dropped": outcome.duplicates,
+                       "driver_write_seconds": tally["write"], "worker_threads": info["threads"]}
+            manifest = run.commit(**summary)
+    except Exception as exc:  # the run is recorded as failed: no second record
+        if job.strict:
+            raise
+        return JobResult(f"attention:{spec.key}", "failed", run.run_id, failed=len(todo),
+                         message=f"{type(exc).__name__}: {exc}")
     rate = n_img / max(wall, 1e-9)
     if echo is not None:
         echo(f"{spec.key}: {n_img} images in {wall:.1f}s on {rp.workers} Ray worker(s) "

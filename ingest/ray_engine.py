@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import pickle
 import socket
@@ -149,6 +150,9 @@ def run_on_pool(batches: Sequence[Any], factory: Callable[..., Callable[[Any], A
     ctx = ray.data.DataContext.get_current()
     saved = ctx.enable_progress_bars
     ctx.enable_progress_bars = False  # the job's own progress bar counts written items
+    log = logging.getLogger("ray.data")
+    saved_level = log.level
+    log.setLevel(max(saved_level, logging.WARNING))  # no per-dataset INFO lines
     delivered: set[int] = set()
     duplicates = 0
     error: BaseException | None = None
@@ -161,7 +165,8 @@ def run_on_pool(batches: Sequence[Any], factory: Callable[..., Callable[[Any], A
         ds = ray.data.from_items(rows, override_num_blocks=max(1, len(rows))).map_batches(
             PoolWorker, batch_size=1, batch_format="numpy",
             fn_constructor_args=(factory, args),
-            compute=ray.data.ActorPoolStrategy(size=rp.workers),
+            # no idle actors: never more than there are batches
+            compute=ray.data.ActorPoolStrategy(size=max(1, min(rp.workers, len(rows)))),
             num_cpus=rp.cpus, num_gpus=rp.gpus if rp.gpus > 0 else None,
             runtime_env={"env_vars": env} if env else None)
         it = iter(ds.iter_rows())
@@ -186,5 +191,6 @@ def run_on_pool(batches: Sequence[Any], factory: Callable[..., Callable[[Any], A
             on_batch(k, out, meta)
     finally:
         ctx.enable_progress_bars = saved
+        log.setLevel(saved_level)
     missing = [k for k in range(len(batches)) if k not in delivered]
     return Outcome(delivered, missing, duplicates, error)

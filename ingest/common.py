@@ -34,6 +34,7 @@ class JobResult:
         return (f"{self.job}: {self.status} (new {self.new}, skipped {self.skipped}, "
                 f"failed {self.failed}) {self.message}").rstrip()
 
+
 #: tables whose change makes comparisons stale (metric_long reads all of them)
 METRIC_TABLES = ("metrics_map", "metrics_iou", "faithfulness_curves", "mprt_similarity")
 

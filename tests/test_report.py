@@ -156,10 +156,16 @@ def test_faithfulness_views_are_reported_when_present(scored_wh, tmp_path: Path,
     w.ensure_catalog(scored_wh)  # the copy's own catalog first, then a view by hand
     con = duckdb.connect(str(scored_wh.catalog))
     try:
+        # the real view's columns (faithfulness_metric_long reads them), made-up rows
         con.sql("""CREATE OR REPLACE VIEW faithfulness_metrics AS
-                   SELECT * FROM (VALUES ('m1', 'frozen', 'deletion_auc', 0.25),
-                                         ('m2', 'frozen', 'deletion_auc', 0.5))
-                   AS t(model, variant, metric, value)""")
+                   SELECT model, variant, 'cls' AS method, 0 AS layer, -1 AS head,
+                          'img' AS image_id, 'p' AS protocol_hash, false AS is_control,
+                          d AS deletion_auc, 1 - d AS insertion_auc, 1 - 2 * d AS road_gap,
+                          0.1 AS deletion_gain, 0.1 AS insertion_gain,
+                          CAST(NULL AS DOUBLE) AS deletion_auc_prob,
+                          CAST(NULL AS DOUBLE) AS insertion_auc_prob
+                   FROM (VALUES ('m1', 'frozen', 0.25), ('m2', 'frozen', 0.5))
+                   AS t(model, variant, d)""")
     finally:
         con.close()
     monkeypatch.setattr(w, "ensure_catalog", lambda wh: None)  # keep the hand-made view
